@@ -204,3 +204,45 @@ def test_a_bid_survives_its_log_row():
     row = bid.to_row()
     assert row["gamma_big"] == 4.1 and row["jury_mean"] == pytest.approx(3.65)
     assert Bid.from_row(json.loads(json.dumps(row))) == bid
+
+
+def test_juror_subsets_by_name_or_by_role():
+    from sale.auction.sale import jurors_for
+
+    names = ["small", "mid", "large"]
+    assert jurors_for(auction_cfg(), names) == names
+    assert jurors_for(auction_cfg(**{"jury.jurors": "largest"}), names) == ["large"]
+    assert jurors_for(auction_cfg(**{"jury.jurors": "cheapest"}), names) == ["small"]
+    assert jurors_for(auction_cfg(**{"jury.jurors": ["mid"]}), names) == ["mid"]
+    assert jurors_for(auction_cfg(**{"jury.enabled": False}), names) == []
+    with pytest.raises(ValueError, match="not in the pool"):
+        jurors_for(auction_cfg(**{"jury.jurors": ["gpt-9"]}), names)
+
+
+@pytest.mark.models
+def test_sale_end_to_end_on_the_real_cpu_pool_on_two_tasks(tmp_path, cpu_pool):
+    """Two easy tasks (one per domain) through the whole auction on the three real llama.cpp models."""
+    import pandas as pd
+    from hydra import compose, initialize_config_dir
+
+    from sale.run import run
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("config", overrides=["pool=cpu", "method=sale", "tasks=mixed", "tasks.per_bin=1", "tasks.bins=[1]",
+                                           f"run.dir={tmp_path / 'run'}", f"run.cache={tmp_path / 'calls.sqlite'}",
+                                           "run.figure=false"])
+    run_dir = run(cfg)
+    results = pd.read_parquet(run_dir / "results.parquet")
+    bids = pd.read_parquet(run_dir / "bids.parquet")
+    calls = pd.read_parquet(run_dir / "calls.parquet")
+    assert sorted(results["domain"]) == ["coding", "search"]
+    assert results["agent"].isin(cpu_pool.names).all()
+    originals = bids[~bids["refined"]]
+    assert len(originals) == 2 * 3 and (originals["tokens"] > 0).all() and originals["plan"].str.len().gt(0).all()
+    for juror in cpu_pool.names:  # every juror rated every bid, on the 0-5 scale
+        assert bids[f"gamma_{juror}"].between(0, 5).all()
+    assert (originals["entropy"] > 0).all()
+    assert bids.groupby("task_id")["final_winner"].sum().eq(1).all()
+    assert set(calls["phase"]) >= {"bid", "jury", "execute"}
+    assert (calls.loc[calls["phase"] == "jury", "completion_tokens"] == 0).all()  # one forward pass, no decoding
+    assert results["cost_usd"].sum() == pytest.approx(calls["cost_usd"].sum())

@@ -22,12 +22,54 @@ def sale_run(run_dir, *overrides, **kw):
                             env={**os.environ, "HF_HUB_OFFLINE": "1"}, **kw)
 
 
-@pytest.mark.parametrize("experiment", ["demo", "scaling"])
+@pytest.mark.parametrize("experiment", ["demo", "scaling", "main", "ablations"])
 def test_experiment_configs_compose(experiment):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose("config", overrides=[f"experiment={experiment}"])
     assert cfg.pool.name == "cpu" and cfg.tasks.per_bin >= 1
-    assert cfg.method.name == {"demo": "sale", "scaling": "single"}[experiment]
+    assert cfg.method.name == {"demo": "sale", "scaling": "single", "main": "sale", "ablations": "sale"}[experiment]
+
+
+ABLATIONS = sorted(p.stem for p in (CONF_DIR / "ablation").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("ablation", ABLATIONS)
+def test_every_ablation_changes_one_thing_and_has_its_own_run(ablation):
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        base = compose("config", overrides=["experiment=ablations", "ablation=full"])
+        cfg = compose("config", overrides=["experiment=ablations", f"ablation={ablation}"])
+    assert cfg.run.name == f"ablation-{ablation}-cpu"
+    changed = [k for k in ("auction", "tasks", "method", "pool", "agent")
+               if OmegaConf.to_container(cfg[k]) != OmegaConf.to_container(base[k])]
+    assert changed == ([] if ablation == "full" else ["auction"])
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        swept = compose("config", overrides=["experiment=ablations"], return_hydra_config=True)
+    assert ablation in swept.hydra.sweeper.params.ablation.split(",")
+
+
+def test_order_independent_methods_run_one_order(tmp_path, tiny_pool):
+    out = sale_run(tmp_path / "r", "method=single", "method.agents=smallest", "run.limit=2",
+                   "run.orders=3").communicate(timeout=300)[0]
+    assert "running 1 order, not 3" in out and "2 to run" in out, out[-2000:]
+    assert len(pd.read_parquet(tmp_path / "r" / "results.parquet")) == 2
+
+
+def test_resuming_tolerates_a_config_key_added_later_with_a_null_default(tmp_path):
+    from omegaconf import OmegaConf
+
+    from sale.run import check_same_config
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("config", overrides=["experiment=scaling"])
+    old = OmegaConf.to_container(cfg, resolve=True)
+    del old["tasks"]["take_per_bin"]  # a run saved before the key existed
+    OmegaConf.save(OmegaConf.create(old), tmp_path / "config.yaml")
+    check_same_config(tmp_path, cfg)  # no error
+    cfg.tasks.take_per_bin = 2
+    with pytest.raises(SystemExit, match="tasks differ"):
+        check_same_config(tmp_path, cfg)
 
 
 def test_killed_run_resumes_without_losing_or_repeating_work(tmp_path, tiny_pool):

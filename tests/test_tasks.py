@@ -96,6 +96,19 @@ def test_load_tasks_samples_per_bin_deterministically():
     assert [t.id for t in only_5] == [t.id for t in tasks if t.bin == 5]  # a bin's draw does not depend on the others
 
 
+def test_take_per_bin_gives_nested_subsets_of_one_sample():
+    cfg = {"sources": ["humaneval", "phantomwiki"], "split": "test", "per_bin": 10}
+    full = load_tasks(cfg)
+    three, five = (load_tasks({**cfg, "take_per_bin": n}) for n in (3, 5))
+    assert len(three) == 2 * N_BINS * 3 and len(five) == 2 * N_BINS * 5
+    ids = [t.id for t in full]
+    assert [t.id for t in three] == [i for i in ids if i in {t.id for t in three}]  # same order as the sample
+    assert {t.id for t in three} < {t.id for t in five} < set(ids)
+    for domain in ("coding", "search"):
+        for b, group in by_bin([t for t in full if t.domain == domain]).items():
+            assert [t.id for t in three if t.domain == domain and t.bin == b] == [t.id for t in group[:3]]
+
+
 def test_load_tasks_takes_all_with_a_warning_when_per_bin_is_too_large():
     with pytest.warns(UserWarning, match="taking all"):
         tasks = load_tasks({"sources": ["humaneval"], "split": "train", "per_bin": 1000})
@@ -111,6 +124,7 @@ def test_load_tasks_takes_all_with_a_warning_when_per_bin_is_too_large():
         ({"sources": ["humaneval"], "per_bin": 0}, "per_bin"),
         ({"sources": ["humaneval"], "bins": [0, 6]}, "bins"),
         ({"sources": ["humaneval"], "per_bins": 3}, "unknown keys"),
+        ({"sources": ["humaneval"], "take_per_bin": 0}, "take_per_bin"),
     ],
 )
 def test_load_tasks_rejects_bad_config(bad, message):

@@ -42,6 +42,7 @@ def execute(ledger: Ledger, agent: str, task, plan: str | None, agent_cfg) -> di
 
 class Method:
     arms: list[str]
+    order_dependent = False  # True when the task order can change what happens (SALE's memory, random draws)
 
     def start(self, arm: str, order: int, history: list[dict]) -> None:
         pass
@@ -84,6 +85,7 @@ class Sale(Method):
         from sale.auction.weights import Weights
 
         self.arms = ["sale"]
+        self.order_dependent = True
         self.pool, self.agent_cfg, self.cfg, self.embedder, self.seed = pool, agent_cfg, auction_cfg, embedder, seed
         if auction_cfg.weights.path:
             self.weights = Weights.load(auction_cfg.weights.path)
@@ -174,7 +176,15 @@ class RandomRouter(Method):
     """The largest agent with probability `largest_share`, else a uniformly random cheaper agent."""
 
     def __init__(self, cfg, pool, agent_cfg, seed: int):
-        self.arms = [f"random:{s:g}" for s in cfg.largest_shares]
+        shares = [float(s) for s in cfg.largest_shares]
+        if cfg.get("match_run"):
+            from sale.runlog import load_logs
+
+            sale = load_logs(cfg.match_run)["results"]
+            if not sale.empty:
+                shares.append(round(float((sale["agent"] == pool.largest.name).mean()), 3))
+        self.arms = [f"random:{s:g}" for s in dict.fromkeys(shares)]
+        self.order_dependent = True
         self.pool, self.agent_cfg, self.seed = pool, agent_cfg, seed
 
     def run(self, arm, order, task, ledger):

@@ -33,6 +33,13 @@ def task_orders(tasks: list, n_orders: int) -> list[list]:
     return orders
 
 
+def _without_nulls(value):
+    """Drop null entries, so that a config key added later with a null default matches a run saved before it."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
 def check_same_config(run_dir: Path, cfg: DictConfig) -> None:
     """A run directory belongs to one config: resuming it with another would mix results."""
     path = run_dir / "config.yaml"
@@ -40,7 +47,7 @@ def check_same_config(run_dir: Path, cfg: DictConfig) -> None:
                for k in FINGERPRINT_KEYS}
     if path.exists():
         saved = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-        changed = [k for k in FINGERPRINT_KEYS if saved.get(k) != current[k]]
+        changed = [k for k in FINGERPRINT_KEYS if _without_nulls(saved.get(k)) != _without_nulls(current[k])]
         if changed:
             raise SystemExit(f"error: {run_dir} holds a run with a different config ({', '.join(changed)} differ).\n"
                              f"  Resume it with the same overrides, or choose another run.name=...")
@@ -73,7 +80,10 @@ def run(cfg: DictConfig) -> Path:
     journal = Journal(run_dir)
     records = journal.records()
     done = {tuple(r["key"]) for r in records}
-    orders = task_orders(tasks, int(cfg.run.orders))
+    n_orders = int(cfg.run.orders) if method.order_dependent else 1  # the other orders would repeat order 0
+    if n_orders < int(cfg.run.orders):
+        print(f"[sale] {cfg.method.name} does not depend on the task order: running 1 order, not {cfg.run.orders}")
+    orders = task_orders(tasks, n_orders)
     work = [(arm, o, t) for arm in method.arms for o, seq in enumerate(orders) for t in seq]
     todo = sum((arm, o, t.id) not in done for arm, o, t in work)
     print(f"[sale] {cfg.method.name} on {len(tasks)} tasks x {len(orders)} orders x {len(method.arms)} arms, "

@@ -36,6 +36,8 @@ def jurors_for(cfg, pool_names: list[str]) -> list[str]:
         return []
     if cfg.jury.jurors in (None, "all"):
         return list(pool_names)
+    if cfg.jury.jurors in ("largest", "cheapest"):  # pool-independent names for the juror-subset ablations
+        return [pool_names[-1] if cfg.jury.jurors == "largest" else pool_names[0]]
     unknown = [j for j in cfg.jury.jurors if j not in pool_names]
     if unknown:
         raise ValueError(f"auction.jury.jurors names agents not in the pool: {unknown}; pool: {pool_names}")

@@ -6,6 +6,8 @@
     per_bin: null                     # int: a seeded sample of that many tasks per bin per source; null: all
     seed: 0                           # seeds per_bin sampling (fixed, so the task set does not move with the run seed)
     bins: null                        # e.g. [1, 5]: keep only these complexity bins
+    take_per_bin: null                # int: then keep the first n of each bin's sample (nested subsets of one
+                                      # per_bin sample, so runs on them share cached LLM calls)
 
 The order is deterministic: sources in the given order, then each source's own order (HumanEval order; PhantomWiki
 universe by universe in generator order). Shuffling into task orders is the caller's business.
@@ -14,6 +16,7 @@ universe by universe in generator order). Shuffling into task orders is the call
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 import zlib
 
 import numpy as np
@@ -24,7 +27,7 @@ from sale.tasks.phantomwiki import load_phantomwiki
 
 SOURCES = {"humaneval": load_humaneval, "phantomwiki": load_phantomwiki}
 SPLITS = ("train", "test", "all")
-CONFIG_KEYS = ("name", "sources", "split", "per_bin", "seed", "bins")
+CONFIG_KEYS = ("name", "sources", "split", "per_bin", "seed", "bins", "take_per_bin")
 
 __all__ = ["SOURCES", "SPLITS", "Task", "load_tasks", "sample_per_bin"]
 
@@ -50,6 +53,16 @@ def sample_per_bin(tasks: list[Task], per_bin: int, seed: int, source: str) -> l
         rng = np.random.default_rng([seed, b, zlib.crc32(source.encode())])
         keep.update(members[k] for k in rng.choice(len(members), size=per_bin, replace=False))
     return [t for i, t in enumerate(tasks) if i in keep]
+
+
+def first_per_bin(tasks: list[Task], n: int) -> list[Task]:
+    """The first n tasks of each bin, in order."""
+    kept, seen = [], Counter()
+    for t in tasks:
+        if seen[t.bin] < n:
+            kept.append(t)
+            seen[t.bin] += 1
+    return kept
 
 
 def load_tasks(cfg) -> list[Task]:
@@ -82,10 +95,16 @@ def load_tasks(cfg) -> list[Task]:
         if not bins or any(isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= N_BINS for b in bins):
             raise ValueError(f"tasks config: bins must be a non-empty list of integers in 1..{N_BINS}, got {bins!r}")
 
+    take = cfg.get("take_per_bin")
+    if take is not None and (isinstance(take, bool) or not isinstance(take, int) or take < 1):
+        raise ValueError(f"tasks config: take_per_bin must be a positive integer or null, got {take!r}")
+
     tasks = []
     for source in sources:
         pool = [t for t in SOURCES[source](split) if bins is None or t.bin in bins]
         if per_bin is not None:
             pool = sample_per_bin(pool, per_bin, seed, source)
+        if take is not None:
+            pool = first_per_bin(pool, take)
         tasks.extend(pool)
     return tasks

@@ -1,0 +1,85 @@
+"""The auction's overhead in a SALE run: its share of tokens, dollars and model time, per domain and bin.
+
+Reads a SALE run directory's logs (results.parquet, calls.parquet), so it costs no model time. Model time is the
+latency each call took when it was first computed (a call served by the cache keeps its original latency), so
+the shares are what a cold run pays. The paper reports the auction at under 1% of total cost on Qwen3 4B-32B.
+
+    .venv/bin/python scripts/bench_auction.py data/runs/main-sale-cpu
+
+Writes data/bench/auction_overhead.parquet and .md (override with --out), and prints the table. With several
+task orders each share is given as mean ± std over the orders.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+AUCTION_PHASES = ("bid", "jury", "refine")
+MEASURES = {"tokens": "tokens", "usd": "cost_usd", "model_s": "latency_s"}
+
+
+def overhead_by_order(calls: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (order, domain, bin) and one for each order overall: auction and total per measure."""
+    keys = results[["arm", "order", "task_id", "domain", "bin"]].drop_duplicates()
+    calls = calls.merge(keys, on=["arm", "order", "task_id"], how="inner")
+    calls["auction"] = calls["phase"].isin(AUCTION_PHASES)
+    rows = []
+    for scope, group_cols in (("bin", ["order", "domain", "bin"]), ("domain", ["order", "domain"]), ("all", ["order"])):
+        for key, g in calls.groupby(group_cols):
+            key = key if isinstance(key, tuple) else (key,)
+            row = dict(zip(group_cols, key), scope=scope, tasks=g["task_id"].nunique())
+            for name, col in MEASURES.items():
+                total = g[col].sum()
+                row[f"{name}_share"] = g.loc[g["auction"], col].sum() / total if total > 0 else float("nan")
+                row[f"{name}_per_task"] = total / row["tasks"]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarise(per_order: pd.DataFrame) -> pd.DataFrame:
+    per_order = per_order.assign(domain=per_order["domain"].fillna("all"),
+                                 bin=per_order["bin"].map(lambda b: "all" if pd.isna(b) else str(int(b))))
+    share_cols = [c for c in per_order if c.endswith("_share")]
+    grouped = per_order.groupby(["scope", "domain", "bin"], sort=False)
+    table = grouped[share_cols].agg(["mean", "std"])
+    out = pd.DataFrame(index=table.index)
+    for c in share_cols:
+        mean, std = 100 * table[(c, "mean")], 100 * table[(c, "std")].fillna(0)
+        out[c.replace("_share", " %")] = [f"{m:.1f} ± {s:.1f}" for m, s in zip(mean, std)]
+    out["tasks"] = grouped["tasks"].mean().round(1)
+    out["orders"] = grouped.size()
+    return out.reset_index().drop(columns="scope")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", help="a SALE run directory (method=sale) with results and calls parquet")
+    parser.add_argument("--out", default="data/bench/auction_overhead", help="output path without extension")
+    args = parser.parse_args()
+
+    run_dir = Path(args.run_dir)
+    paths = {name: run_dir / f"{name}.parquet" for name in ("results", "calls")}
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    if missing:
+        raise SystemExit(f"error: {missing} not found; is {run_dir} a finished (or exported) run directory?")
+    results, calls = (pd.read_parquet(p) for p in paths.values())
+    if not calls["phase"].isin(AUCTION_PHASES).any():
+        raise SystemExit(f"error: {run_dir} has no auction calls; point this at a method=sale run")
+
+    per_order = overhead_by_order(calls, results)
+    table = summarise(per_order)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    per_order.assign(run=str(run_dir)).to_parquet(out.with_suffix(".parquet"), index=False)
+    text = (f"# Auction overhead in {run_dir}\n\nShare of the auction phases ({', '.join(AUCTION_PHASES)}) in all "
+            "calls, as mean ± std over task orders; model time = the calls' compute latency.\n\n"
+            + table.to_markdown(index=False) + "\n")
+    out.with_suffix(".md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The reference run on a pool (default cpu), stage by stage. Every stage resumes where it stopped, so after an
+# interruption rerun the same command; finished stages cost only their cache look-ups.
+#   bash scripts/reproduce.sh                 # all stages
+#   bash scripts/reproduce.sh fit main        # only these stages
+# Stages: scaling_test scaling_train fit main ablations overhead figures
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+PY=.venv/bin/python
+POOL=${POOL:-cpu}
+STAGES=${*:-scaling_test scaling_train fit main ablations overhead figures}
+
+for stage in $STAGES; do
+  echo "=== $stage ($(date -u +%H:%M:%S) UTC)"
+  case $stage in
+    scaling_test)  $PY -m sale.run experiment=scaling pool=$POOL ;;
+    scaling_train) $PY -m sale.run experiment=scaling pool=$POOL tasks.split=train tasks.per_bin=4 ;;
+    fit)           $PY -m sale.fit pool=$POOL ;;
+    main)          $PY -m sale.run -m experiment=main pool=$POOL ;;
+    ablations)     $PY -m sale.run -m experiment=ablations pool=$POOL ;;
+    overhead)      $PY scripts/bench_auction.py data/runs/main-sale-$POOL ;;
+    figures)       $PY scripts/run_notebooks.py ;;
+    *) echo "unknown stage $stage; one of: scaling_test scaling_train fit main ablations overhead figures" >&2; exit 2 ;;
+  esac
+done

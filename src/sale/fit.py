@@ -1,0 +1,161 @@
+"""Fit the auction's weights on the train split (SPEC §4) and save them for later runs.
+
+    python -m sale.fit                                   # cpu pool; reads data/runs/scaling-cpu-train
+    python -m sale.fit pool=qwen3 fit.train_run=...      # any pool with a finished train run
+
+Step 1 of SPEC §4 (every agent to completion on the train tasks) is a `method=single` run, e.g.
+`python -m sale.run experiment=scaling tasks.split=train`; its results give y[t, i] and the execution cost.
+Step 2 runs what an auction computes before refinement, for every train task: each agent's bid (|s|, H) and
+every juror's rating γ of every bid. Those calls go through the persistent call cache, so an interrupted fit
+resumes where it stopped and a refit costs nothing. Step 3 solves the MILP for both objectives
+(`minmax` and `mean`) and writes, under fit.out_dir:
+
+    features.parquet   one row per (task, agent): cost feature, entropy, gamma_<juror>, passed, exec cost
+    minmax.json        fitted weights (load with auction.weights.path=<out_dir>/minmax.json)
+    mean.json          the average-loss ablation
+    fit.md             the fitted weights and what they choose on the train tasks, beside the defaults
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import hydra
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from sale import CONF_DIR
+
+
+def collect_features(cfg: DictConfig, pool, tasks, cache) -> pd.DataFrame:
+    """One row per (task, agent): the original bid's features as the auction computes them (no refinement)."""
+    from tqdm.auto import tqdm
+
+    from sale.auction.bids import bid_messages, make_bid
+    from sale.auction.jury import rate
+    from sale.auction.sale import jurors_for
+    from sale.auction.weights import cost_feature
+    from sale.ledger import Ledger
+
+    auction = cfg.auction
+    if not auction.jury.self_evaluation:
+        raise ValueError("the weight fit scores every bid with every juror; run it with auction.jury.self_evaluation=true")
+    jurors = jurors_for(auction, pool.names)
+    cap = int(auction.bid_max_tokens)
+    max_price = pool.largest.price
+    root = Ledger(pool, cache, method="fit")
+    rows = []
+    for task in tqdm(tasks, desc="auction features (bids + jury)", unit="task", dynamic_ncols=True, file=sys.stdout):
+        ledger = root.for_task(task_id=task.id)
+        messages = bid_messages(task, cap)
+        bids = [make_bid(ledger, agent, task, cap, messages) for agent in pool.names]
+        rate(ledger, jurors, task, bids, list(auction.jury.options), random.Random(f"{cfg.seed}/fit/{task.id}"))
+        for b in bids:
+            rows.append({"task_id": task.id, "domain": task.domain, "bin": task.bin, "agent": b.agent,
+                         "bid_tokens": b.tokens, "cost": cost_feature(pool.spec(b.agent).price, max_price, b.tokens, cap),
+                         "entropy": b.entropy if auction.entropy.enabled else 0.0,
+                         **{f"gamma_{j}": b.jury[j] for j in jurors}})
+    return pd.DataFrame(rows)
+
+
+def arrays(features: pd.DataFrame, agents: list[str], jurors: list[str]):
+    """[task, agent] arrays (and [task, agent, juror] for the jury) in pool order, tasks sorted by id."""
+    f = features.set_index(["task_id", "agent"]).sort_index()
+    tasks = sorted(features["task_id"].unique())
+    idx = pd.MultiIndex.from_product([tasks, agents])
+    f = f.reindex(idx)
+    shape = (len(tasks), len(agents))
+    grid = lambda col: f[col].to_numpy(dtype=float).reshape(shape)  # noqa: E731
+    jury = np.stack([grid(f"gamma_{j}") for j in jurors], axis=2)
+    return tasks, grid("cost"), grid("entropy"), jury, grid("passed"), grid("exec_cost_usd")
+
+
+def choice_table(name, weights, cost, entropy, jury, passed, exec_cost, lam, agents) -> dict:
+    from sale.auction.weights import evaluate
+
+    ev = evaluate(weights, cost, entropy, jury, passed, exec_cost, lam)
+    rows = np.arange(len(ev.chosen))
+    row = {"weights": name, "w_cost": weights.w_cost, "w_entropy": weights.w_entropy,
+           **{f"w_{j}": w for j, w in weights.w_jury.items()},
+           "pass@1": ev.pass_rate, "mean loss": ev.mean_loss, "max loss": ev.max_loss,
+           "exec $/task": float(exec_cost[rows, ev.chosen].mean())}
+    for i, a in enumerate(agents):
+        row[f"share {a}"] = float((ev.chosen == i).mean())
+    return row
+
+
+def fit(cfg: DictConfig) -> Path:
+    from sale.auction.sale import jurors_for
+    from sale.auction.weights import Weights, fit_weights
+    from sale.llm import Pool
+    from sale.llm.cache import CallCache
+    from sale.runlog import load_logs
+    from sale.tasks import load_tasks
+
+    pool = Pool.from_config(cfg.pool)
+    train = load_logs(cfg.fit.train_run)["results"]
+    if train.empty:
+        raise FileNotFoundError(f"fit.train_run={cfg.fit.train_run!r} has no results.parquet; run every agent on "
+                                "the train split first: python -m sale.run experiment=scaling tasks.split=train")
+    train = train[train["arm"].isin(pool.names)]
+    complete = train.groupby("task_id")["agent"].nunique() == len(pool.names)
+    task_ids = set(complete[complete].index)
+    if not task_ids:
+        raise ValueError(f"{cfg.fit.train_run} has no task that every agent of pool {pool.name} ran")
+    if (train["split"] != "train").any():
+        raise ValueError(f"{cfg.fit.train_run} holds non-train tasks; fit on the train split only")
+    all_train = {t.id: t for t in load_tasks({**OmegaConf.to_container(cfg.tasks, resolve=True), "split": "train", "per_bin": None, "bins": None})}
+    tasks = [all_train[i] for i in sorted(task_ids)]
+    print(f"[sale.fit] {len(tasks)} train tasks with outcomes for every agent ({cfg.fit.train_run}); pool {pool.name}")
+
+    cache = CallCache(cfg.run.cache) if cfg.run.cache else None
+    features = collect_features(cfg, pool, tasks, cache)
+    outcomes = train[["task_id", "agent", "passed", "exec_cost_usd"]].drop_duplicates(["task_id", "agent"])
+    features = features.merge(outcomes, on=["task_id", "agent"], how="left", validate="one_to_one")
+    features["passed"] = features["passed"].astype(float)
+
+    out = Path(cfg.fit.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    features.to_parquet(out / "features.parquet", index=False)
+
+    jurors = jurors_for(cfg.auction, pool.names)
+    lam = float(cfg.auction.weights.lam)
+    _, cost, entropy, jury, passed, exec_cost = arrays(features, pool.names, jurors)
+    table = [choice_table("default", Weights.default(jurors), cost, entropy, jury, passed, exec_cost, lam, pool.names)]
+    for i in (0, len(pool.names) - 1):  # the cheapest and the largest agent alone, for reference
+        table.append({"weights": f"only {pool.names[i]}", "pass@1": passed[:, i].mean(),
+                      "exec $/task": exec_cost[:, i].mean(), **{f"share {a}": float(a == pool.names[i]) for a in pool.names}})
+    for objective in ("minmax", "mean"):
+        result = fit_weights(cost, entropy, jury, passed, exec_cost, jurors, lam=lam, objective=objective,
+                             time_limit_s=float(cfg.fit.time_limit_s))
+        result.weights.provenance.update(train_run=str(cfg.fit.train_run), pool=pool.name,
+                                         bid_max_tokens=int(cfg.auction.bid_max_tokens))
+        result.weights.save(out / f"{objective}.json")
+        table.append(choice_table(f"fit {objective} ({result.status})", result.weights, cost, entropy, jury, passed,
+                                  exec_cost, lam, pool.names))
+    report = pd.DataFrame(table)
+    text = (f"# Weight fit on {len(tasks)} train tasks ({cfg.fit.train_run}, pool {pool.name})\n\n"
+            f"Loss per task: (1 - passed) + {lam} * exec cost / max exec cost. `only <agent>` rows are that agent "
+            f"alone, for reference.\n\n{report.to_markdown(index=False, floatfmt='.3g', missingval='')}\n")
+    (out / "fit.md").write_text(text)
+    print(text)
+    print(f"[sale.fit] weights: {out}/minmax.json (and mean.json); use auction.weights.path={out}/minmax.json")
+    return out
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
+def main(cfg: DictConfig) -> None:
+    from sale.llm import LLMError
+
+    try:
+        fit(cfg)
+    except (LLMError, ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
