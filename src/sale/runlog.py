@@ -58,12 +58,7 @@ class Journal:
 
     def export(self) -> dict[str, pd.DataFrame]:
         """Write results/calls/bids parquet from the journal (atomically) and return them."""
-        records = self.records()
-        frames = {
-            "results": pd.DataFrame([r["result"] for r in records]),
-            "calls": pd.DataFrame([c for r in records for c in r["calls"]]),
-            "bids": pd.DataFrame([b for r in records for b in r["bids"]]),
-        }
+        frames = frames_from_records(self.records())
         for name, df in frames.items():
             path = self.run_dir / f"{name}.parquet"
             if df.empty:
@@ -75,6 +70,28 @@ class Journal:
         return frames
 
 
+def frames_from_records(records: list[dict]) -> dict[str, pd.DataFrame]:
+    return {
+        "results": pd.DataFrame([r["result"] for r in records]),
+        "calls": pd.DataFrame([c for r in records for c in r["calls"]]),
+        "bids": pd.DataFrame([b for r in records for b in r["bids"]]),
+    }
+
+
+def read_journal(run_dir: str | Path) -> list[dict]:
+    """The journal's complete lines, read-only (a half-written last line is skipped, not repaired)."""
+    path = Path(run_dir) / "journal.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
 def _jsonable(obj):
     if hasattr(obj, "item"):  # numpy scalars
         return obj.item()
@@ -84,7 +101,12 @@ def _jsonable(obj):
 
 
 def load_logs(run_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """The parquet logs of a run directory (empty frames for the ones it does not have)."""
+    """The logs of a run directory (empty frames for the ones it does not have). An unfinished or interrupted run
+    has no up-to-date parquet yet: when the journal holds more tasks than results.parquet, it is read instead."""
     run_dir = Path(run_dir)
+    results_path = run_dir / "results.parquet"
+    records = read_journal(run_dir)
+    if records and (not results_path.exists() or len(pd.read_parquet(results_path, columns=["task_id"])) < len(records)):
+        return frames_from_records(records)
     return {name: (pd.read_parquet(run_dir / f"{name}.parquet") if (run_dir / f"{name}.parquet").exists()
                    else pd.DataFrame()) for name in LOGS}
