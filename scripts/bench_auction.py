@@ -17,41 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-AUCTION_PHASES = ("bid", "jury", "refine")
-MEASURES = {"tokens": "tokens", "usd": "cost_usd", "model_s": "latency_s"}
-
-
-def overhead_by_order(calls: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
-    """One row per (order, domain, bin) and one for each order overall: auction and total per measure."""
-    keys = results[["arm", "order", "task_id", "domain", "bin"]].drop_duplicates()
-    calls = calls.merge(keys, on=["arm", "order", "task_id"], how="inner")
-    calls["auction"] = calls["phase"].isin(AUCTION_PHASES)
-    rows = []
-    for scope, group_cols in (("bin", ["order", "domain", "bin"]), ("domain", ["order", "domain"]), ("all", ["order"])):
-        for key, g in calls.groupby(group_cols):
-            key = key if isinstance(key, tuple) else (key,)
-            row = dict(zip(group_cols, key), scope=scope, tasks=g["task_id"].nunique())
-            for name, col in MEASURES.items():
-                total = g[col].sum()
-                row[f"{name}_share"] = g.loc[g["auction"], col].sum() / total if total > 0 else float("nan")
-                row[f"{name}_per_task"] = total / row["tasks"]
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def summarise(per_order: pd.DataFrame) -> pd.DataFrame:
-    per_order = per_order.assign(domain=per_order["domain"].fillna("all"),
-                                 bin=per_order["bin"].map(lambda b: "all" if pd.isna(b) else str(int(b))))
-    share_cols = [c for c in per_order if c.endswith("_share")]
-    grouped = per_order.groupby(["scope", "domain", "bin"], sort=False)
-    table = grouped[share_cols].agg(["mean", "std"])
-    out = pd.DataFrame(index=table.index)
-    for c in share_cols:
-        mean, std = 100 * table[(c, "mean")], 100 * table[(c, "std")].fillna(0)
-        out[c.replace("_share", " %")] = [f"{m:.1f} ± {s:.1f}" for m, s in zip(mean, std)]
-    out["tasks"] = grouped["tasks"].mean().round(1)
-    out["orders"] = grouped.size()
-    return out.reset_index().drop(columns="scope")
+from sale.report import AUCTION_PHASES, overhead_by_order, summarise
 
 
 def main() -> None:

@@ -1,15 +1,9 @@
 """The auction-overhead benchmark's shares on a hand-made log with known answers."""
 
-import importlib.util
-
 import pandas as pd
 import pytest
 
-from sale import REPO_ROOT
-
-spec = importlib.util.spec_from_file_location("bench_auction", REPO_ROOT / "scripts" / "bench_auction.py")
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
+from sale import report as bench
 
 
 def test_overhead_shares_per_bin_domain_and_order():

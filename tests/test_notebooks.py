@@ -1,21 +1,174 @@
-"""Notebooks run against the committed reference logs and write their figures (they never launch runs)."""
+"""Notebooks run against the logs and write their figures (they never launch runs).
 
+Every numbered notebook runs against the committed logs, whichever main and ablation runs exist (a missing run is
+reported and skipped). Notebooks 02-05 also run against a complete synthetic set of run directories, so that every
+table and figure they draw is exercised before the real runs land.
+"""
+
+import json
 
 import nbformat
+import numpy as np
+import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
 from sale import REPO_ROOT
+from sale.report import ABLATIONS, pool_agents
+from sale.runlog import load_logs
 
-SCALING = REPO_ROOT / "data" / "runs" / "scaling-cpu-test" / "results.parquet"
+NOTEBOOKS = REPO_ROOT / "notebooks"
+SCALING = REPO_ROOT / "data" / "runs" / "scaling-cpu-test"
 
 
-@pytest.mark.skipif(not SCALING.exists(), reason="no committed scaling logs")
-def test_scaling_notebook_draws_its_figures():
-    figures = REPO_ROOT / "figures"
-    nb = nbformat.read(REPO_ROOT / "notebooks" / "01_scaling.ipynb", as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(REPO_ROOT / "notebooks")}}).execute()
-    assert (figures / "01_scaling_pass_by_bin.png").stat().st_size > 10_000
-    horizons = (figures / "01_time_horizons.csv").read_text()
+def execute(name: str) -> nbformat.NotebookNode:
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    return nb
+
+
+def printed(nb) -> str:
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_scaling_notebook_draws_its_figures(tmp_path, monkeypatch):
+    if load_logs(SCALING)["results"].empty:
+        pytest.skip("no scaling logs")
+    monkeypatch.setenv("SALE_FIGURES_DIR", str(tmp_path))
+    execute("01_scaling")
+    assert (tmp_path / "01_scaling_pass_by_bin.png").stat().st_size > 10_000
+    horizons = (tmp_path / "01_time_horizons.csv").read_text()
     assert "qwen2.5-coder-1.5b" in horizons and "status" in horizons
+
+
+@pytest.mark.parametrize("name", ["02_cost_tables", "03_cost_quality", "04_memory_dynamics", "05_ablations_overhead"])
+def test_notebook_runs_on_committed_logs(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("SALE_FIGURES_DIR", str(tmp_path))
+    nb = execute(name)
+    text = printed(nb)
+    if not (REPO_ROOT / "data" / "runs" / "main-sale-cpu").exists():
+        assert "main-sale-cpu: not run yet (python -m sale.run experiment=main method=sale)" in text
+
+
+# --------------------------------------------------------------------------------------------- synthetic runs
+
+
+def write_fake_runs(root, per_bin: int = 2, seed: int = 0) -> None:
+    """Run directories for every main method and ablation on 2 × 5 × per_bin tasks, with consistent outcomes: each
+    agent passes a task with a probability that falls with the bin and rises with its size. main-cascade-cpu has
+    only a journal (an unfinished run)."""
+    rng = np.random.default_rng(seed)
+    agents = pool_agents("cpu")
+    price = {a: p for a, p in zip(agents, (0.0015, 0.0055, 0.0172))}
+    tasks = [(f"{d}/t{b}{i}", d, b) for d in ("coding", "search") for b in range(1, 6) for i in range(per_bin)]
+    passes = {(t, a): rng.random() < 0.95 - 0.17 * (b - 1) * (1 - 0.3 * k) for t, _, b in tasks
+              for k, a in enumerate(agents)}
+    exec_tokens = {(t, a): int(rng.integers(300, 3000)) for t, _, _ in tasks for a in agents}
+
+    def record(method, arm, order, position, task, agent, sale=False):
+        t, domain, b = task
+        calls = [{"phase": "execute", "agent": agent, "tokens": exec_tokens[t, agent]}]
+        bids = []
+        if sale:
+            refined = bool(rng.random() < 0.3)
+            calls += [{"phase": "bid", "agent": a, "tokens": 300} for a in agents]
+            calls += [{"phase": "jury", "agent": j, "tokens": 250} for j in agents for _ in agents]
+            if refined:
+                calls.append({"phase": "refine", "agent": agent, "tokens": 400})
+            for i, a in enumerate(agents):
+                bids.append({"agent": a, "plan": "plan", "tokens": 128, "entropy": 1.0, "refined": False,
+                             "jury_mean": 3.0, "cost": 0.1 * (i + 1), "value": 1.5, "score": 0.1 * i - 1.5,
+                             "task_id": t, "bid_index": i, "provisional_winner": a == agent,
+                             "final_winner": a == agent and not refined, "arm": arm, "order": order})
+            if refined:
+                bids.append({**bids[-1], "agent": agent, "refined": True, "bid_index": len(agents),
+                             "provisional_winner": False, "final_winner": True})
+        for i, c in enumerate(calls):
+            c.update(method=method, arm=arm, order=order, task_id=t, call_index=i, prompt_tokens=c["tokens"] // 2,
+                     completion_tokens=c["tokens"] - c["tokens"] // 2, price_per_mtok=price[c["agent"]],
+                     cost_usd=c["tokens"] * price[c["agent"]] / 1e6, latency_s=c["tokens"] / 100, cached=False,
+                     mean_entropy=1.0)
+        auction = [c for c in calls if c["phase"] != "execute"]
+        result = {"method": method, "arm": arm, "order": order, "position": position, "task_id": t,
+                  "domain": domain, "bin": b, "tau_minutes": 5.0 * b, "split": "test", "agent": agent,
+                  "passed": bool(passes[t, agent]), "turns": 2, "tokens": float(sum(c["tokens"] for c in calls)),
+                  "cost_usd": sum(c["cost_usd"] for c in calls), "exec_tokens": float(exec_tokens[t, agent]),
+                  "exec_cost_usd": calls[0]["cost_usd"], "auction_tokens": float(sum(c["tokens"] for c in auction)),
+                  "auction_cost_usd": sum(c["cost_usd"] for c in auction), "n_calls": len(calls),
+                  "description": t, "wall_s": 1.0}
+        if sale:
+            result.update(provisional_agent=agent, winner_refined=refined, plan="plan")
+        return {"key": [arm, order, t], "result": result, "calls": calls, "bids": bids}
+
+    def stream(order):
+        perm = np.random.default_rng(order).permutation(len(tasks))
+        return [(pos, tasks[i]) for pos, i in enumerate(perm)]
+
+    def oracle(t):
+        return next(a for a in agents if passes[t, a] or a == agents[-1])
+
+    def sale_winner(position, memory=True):  # with memory, cheaper agents win more as the stream goes on
+        cheap = 0.3 + (0.5 * position / len(tasks) if memory else 0.0)
+        return agents[int(rng.integers(0, 2))] if rng.random() < cheap else agents[-1]
+
+    runs = {
+        "main-single-cpu": [record("single", a, 0, p, task, a) for a in agents for p, task in stream(0)],
+        "main-oracle-cpu": [record("oracle", "oracle", 0, p, task, oracle(task[0])) for p, task in stream(0)],
+        "main-cascade-cpu": [record("cascade", "cascade", 0, p, task, oracle(task[0])) for p, task in stream(0)],
+        "main-random-cpu": [record("random", f"random:{s:g}", o, p, task, agents[-1] if rng.random() < s else agents[0])
+                            for s in (0.25, 0.75) for o in range(2) for p, task in stream(o)],
+        "main-sale-cpu": [record("sale", "sale", o, p, task, sale_winner(p), sale=True)
+                          for o in range(3) for p, task in stream(o)],
+    }
+    for method in ("knn", "mlc"):
+        runs[f"main-{method}-cpu"] = [record(method, f"{method}:theta={th:g}", 0, p, task,
+                                             agents[min(2, int(rng.random() * 3 * th + 0.5))])
+                                      for th in (0.2, 0.5, 0.8) for p, task in stream(0)]
+    for name in ABLATIONS:
+        memory = name != "no_memory"
+        runs[f"ablation-{name}-cpu"] = [record("sale", "sale", 0, p, task, sale_winner(p, memory), sale=True)
+                                        for p, task in stream(0)[: 2 * len(tasks) // 3]]
+    for name, records in runs.items():
+        run_dir = root / name
+        run_dir.mkdir(parents=True)
+        if name == "main-cascade-cpu":
+            (run_dir / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+            continue
+        pd.DataFrame([r["result"] for r in records]).to_parquet(run_dir / "results.parquet")
+        pd.DataFrame([c for r in records for c in r["calls"]]).to_parquet(run_dir / "calls.parquet")
+        bids = [b for r in records for b in r["bids"]]
+        if bids:
+            pd.DataFrame(bids).to_parquet(run_dir / "bids.parquet")
+
+
+@pytest.fixture(scope="module")
+def fake_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    write_fake_runs(root)
+    return root
+
+
+def test_cost_notebooks_draw_everything_on_complete_runs(fake_runs, tmp_path, monkeypatch):
+    monkeypatch.setenv("SALE_RUNS_DIR", str(fake_runs))
+    monkeypatch.setenv("SALE_FIGURES_DIR", str(tmp_path))
+    for name in ("02_cost_tables", "03_cost_quality"):
+        assert "not run yet" not in printed(execute(name))
+    comparison = pd.read_csv(tmp_path / "02_comparison.csv")
+    assert {"sale", "oracle", "cascade", "knn", "mlc", "random", "single"} <= set(comparison["method"])
+    assert comparison.loc[comparison["method"] == "knn", "AIQ"].notna().all()
+    vs = pd.read_csv(tmp_path / "02_sale_vs_largest.csv")
+    assert len(vs) == 2 * 5 + 2 + 1 and (vs["orders"] == 3).all()
+    assert "SALE pass@1" in (tmp_path / "02_sale_vs_largest.md").read_text()
+    assert (tmp_path / "03_cost_quality.png").stat().st_size > 10_000
+
+
+def test_dynamics_and_ablation_notebooks_draw_everything_on_complete_runs(fake_runs, tmp_path, monkeypatch):
+    monkeypatch.setenv("SALE_RUNS_DIR", str(fake_runs))
+    monkeypatch.setenv("SALE_FIGURES_DIR", str(tmp_path))
+    for name in ("04_memory_dynamics", "05_ablations_overhead"):
+        assert "not run yet" not in printed(execute(name))
+    assert (tmp_path / "04_memory_dynamics.png").stat().st_size > 10_000
+    assert (tmp_path / "05_ablations.png").stat().st_size > 10_000
+    ablations = pd.read_csv(tmp_path / "05_ablations.csv")
+    assert list(ablations["ablation"]) == list(ABLATIONS)
+    assert "tokens %" in (tmp_path / "05_overhead.md").read_text()

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
 
 # ----------------------------------------------------------------------------- quality
 
@@ -258,6 +257,8 @@ def time_horizon(tau, passed, quantile: float = 0.5, C: float = 1e6, sample_weig
         return TimeHorizon(float("inf"), float("nan"), float("nan"), "all_pass", False, n)
     if np.all(passed == 0):
         return TimeHorizon(float("nan"), float("nan"), float("nan"), "all_fail", False, n)
+    from sklearn.linear_model import LogisticRegression  # imported here: it takes seconds, most callers never fit
+
     model = LogisticRegression(C=C, max_iter=10_000)
     model.fit(log_tau[:, None], passed.astype(int), sample_weight=sample_weight)
     intercept, slope = float(model.intercept_[0]), float(model.coef_[0, 0])

@@ -1,0 +1,152 @@
+"""The report tables (notebooks 02-05) on small hand-made logs whose answers are worked out by hand."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sale import report
+
+S, L = "small", "large"
+TASKS = {"t1": ("coding", 1), "t2": ("coding", 5), "t3": ("search", 1), "t4": ("search", 5)}
+COST = {S: 1.0, L: 4.0}  # $ per execution; every row has 1e6 tokens, so $/Mtok = $/task
+
+
+def rows(method, arm, order, agents, passed, tasks=("t1", "t2", "t3", "t4"), extra_cost=0.0, refined=None):
+    out = []
+    for position, (t, agent, p) in enumerate(zip(tasks, agents, passed)):
+        domain, b = TASKS.get(t, ("coding", 1))
+        out.append({"method": method, "arm": arm, "order": order, "position": position, "task_id": t,
+                    "domain": domain, "bin": b, "agent": agent, "passed": bool(p), "tokens": 1e6,
+                    "cost_usd": COST[agent] + extra_cost, "auction_tokens": 0.0,
+                    "winner_refined": None if refined is None else refined[position]})
+    return out
+
+
+@pytest.fixture
+def runs():
+    single = pd.DataFrame(rows("single", S, 0, [S] * 4, [1, 0, 1, 0]) + rows("single", L, 0, [L] * 4, [1, 1, 1, 0]))
+    # SALE, two orders: 3/4 then 4/4 passed; half the executions by the largest; 1 $ of auction per task
+    sale = pd.DataFrame(rows("sale", "sale", 0, [S, L, S, L], [1, 1, 1, 0], extra_cost=1.0)
+                        + rows("sale", "sale", 1, [S, L, S, L], [1, 1, 1, 1], extra_cost=1.0))
+    knn = pd.DataFrame(rows("knn", "knn:theta=0.2", 0, [S] * 4, [1, 0, 1, 0])
+                       + rows("knn", "knn:theta=0.8", 0, [L] * 4, [1, 1, 1, 0]))
+    return {"single": single, "knn": knn, "sale": sale}
+
+
+def test_comparison_table_by_hand(runs):
+    table = report.comparison_table(runs, L).set_index("arm")
+    sale = table.loc["sale"]
+    assert sale["tasks"] == 4 and sale["orders"] == 2
+    assert sale["pass@1"] == pytest.approx(7 / 8)
+    assert sale["pass@1 std"] == pytest.approx(np.std([0.75, 1.0], ddof=1))
+    assert sale["bin 1"] == 1.0 and sale["bin 5"] == pytest.approx(3 / 4)
+    assert sale["$/task"] == pytest.approx(3.5) and sale["$/Mtok"] == pytest.approx(3.5)
+    assert sale["largest share"] == 0.5
+    # against the largest alone (pass 3/4, 4 $ per task): per-task SALE means 1, 1, 1, 0.5
+    assert sale["Δpass@1"] == pytest.approx(7 / 8 - 3 / 4)
+    assert sale["cost rel."] == pytest.approx(14 / 16)
+    assert sale["beats largest"] and sale["cuts cost"]
+    small = table.loc[S]
+    assert small["Δpass@1"] == pytest.approx(-0.25) and small["cost rel."] == pytest.approx(0.25)
+    assert not small["beats largest"] and small["cuts cost"]
+    assert table.loc[L, "Δpass@1"] == 0 and not table.loc[L, "cuts cost"]
+    # the kNN sweep: (1 $, 0.5) to (4 $, 0.75), a straight hull averaging 0.625 over its cost range
+    assert table.loc["knn:theta=0.2", "AIQ"] == pytest.approx(0.625)
+    assert table.loc["knn:theta=0.8", "AIQ"] == pytest.approx(0.625)
+    assert np.isnan(sale["AIQ"]) and np.isnan(small["AIQ"])
+
+
+def test_comparison_table_without_runs():
+    assert report.comparison_table({}, L).empty
+    only_sale = report.comparison_table({"sale": pd.DataFrame(rows("sale", "sale", 0, [S] * 4, [1] * 4))}, L)
+    assert only_sale.loc[0, "common tasks"] == 0 and np.isnan(only_sale.loc[0, "Δpass@1"])
+
+
+def test_sale_vs_largest_per_domain_and_bin(runs):
+    sale = pd.concat([runs["sale"], pd.DataFrame(rows("sale", "sale", 0, [S], [1], tasks=["t9"]))])  # t9: SALE only
+    largest = runs["single"][runs["single"]["arm"] == L]
+    table = report.sale_vs_largest(sale, largest, L, n_boot=200).set_index(["domain", "bin"])
+    assert list(table.index) == [("coding", "1"), ("coding", "5"), ("coding", "all"),
+                                 ("search", "1"), ("search", "5"), ("search", "all"), ("all", "all")]
+    overall = table.loc[("all", "all")]
+    assert overall["tasks"] == 4 and overall["orders"] == 2  # t9 is dropped: the largest never ran it
+    assert overall["largest pass@1"] == pytest.approx(0.75) and overall["SALE pass@1"] == pytest.approx(7 / 8)
+    assert overall["SALE std"] == pytest.approx(np.std([0.75, 1.0], ddof=1))
+    assert overall["Δpass@1"] == pytest.approx(0.125) and overall["Δ lo"] <= 0.125 <= overall["Δ hi"]
+    assert overall["cost rel."] == pytest.approx(14 / 16)
+    assert overall["largest $/Mtok"] == pytest.approx(4.0) and overall["SALE $/Mtok"] == pytest.approx(3.5)
+    assert overall["SALE largest share"] == 0.5 and overall["reliance reduction"] == 0.5
+    hardest_search = table.loc[("search", "5")]  # t4: the largest fails, SALE passes in one order of two
+    assert hardest_search["largest pass@1"] == 0 and hardest_search["SALE pass@1"] == 0.5
+    assert hardest_search["SALE largest share"] == 1.0 and hardest_search["reliance reduction"] == 0.0
+    assert table.loc[("coding", "1"), "SALE $/task"] == pytest.approx(2.0)
+    shown = report.format_sale_vs_largest(table.reset_index()).set_index(["domain", "bin"])
+    assert shown.loc[("search", "5"), "Δ [95% CI]"].startswith("+50.0")
+    assert shown.loc[("all", "all"), "reliance on largest"] == "50%"
+
+
+def test_stream_curves_expanding_and_rolling():
+    # order 0: L s s s; order 1: s s L L
+    results = pd.DataFrame({"order": [0] * 4 + [1] * 4, "position": list(range(4)) * 2,
+                            "agent": [L, S, S, S, S, S, L, L],
+                            "winner_refined": [False, True, True, False, False, False, False, True]})
+    expanding = report.cheap_win_curve(results, L)
+    assert expanding["mean"].tolist() == pytest.approx([0.5, 0.75, 2 / 3, 0.625])
+    assert expanding["std"].iloc[0] == pytest.approx(np.std([0, 1], ddof=1))
+    assert expanding["orders"].tolist() == [2, 2, 2, 2]
+    rolling = report.cheap_win_curve(results, L, window=2)
+    assert rolling["mean"].tolist() == pytest.approx([0.5, 0.75, 0.75, 0.5])
+    refined = report.refined_win_curve(results)
+    assert refined["mean"].tolist() == pytest.approx([0, 0.25, (2 / 3 + 0) / 2, (0.5 + 0.25) / 2])
+    shorter = report.cheap_win_curve(results[(results["order"] == 0) | (results["position"] < 2)], L)
+    assert shorter["orders"].tolist() == [2, 2, 1, 1]  # an unfinished order reaches fewer positions
+
+
+def test_ablation_table_pairs_with_full_on_common_tasks():
+    full = pd.DataFrame(rows("sale", "sale", 0, [S, L, S, L], [1, 1, 1, 0], refined=[True, False, False, False]))
+    no_memory = pd.DataFrame(rows("sale", "sale", 0, [L, L, L], [1, 1, 0], tasks=["t1", "t2", "t3"],
+                                  refined=[False] * 3))
+    table = report.ablation_table({"full": full, "no_memory": no_memory}, L, n_boot=200).set_index("ablation")
+    assert table.loc["full", "Δpass@1"] == 0 and table.loc["full", "cost rel."] == 1
+    row = table.loc["no_memory"]
+    assert row["tasks"] == 3 and row["common tasks"] == 3
+    assert row["pass@1"] == pytest.approx(2 / 3) and row["full pass@1"] == 1.0  # full on t1-t3 only
+    assert row["Δpass@1"] == pytest.approx(-1 / 3)
+    assert row["largest share"] == 1.0 and row["full largest share"] == pytest.approx(1 / 3)
+    assert row["refined share"] == 0 and row["full refined share"] == pytest.approx(1 / 3)
+    assert row["cost rel."] == pytest.approx(12 / 6)
+    alone = report.ablation_table({"no_memory": no_memory}, L).iloc[0]  # full not run yet
+    assert alone["pass@1"] == pytest.approx(2 / 3) and np.isnan(alone["full pass@1"]) and alone["common tasks"] == 0
+
+
+def test_runs_and_formatting(tmp_path, capsys):
+    assert report.pool_agents("cpu")[-1] == "qwen2.5-coder-1.5b"
+    assert report.run_command("main-sale-cpu") == "python -m sale.run experiment=main method=sale"
+    assert report.run_command("ablation-no_memory-cpu") == "python -m sale.run experiment=ablations ablation=no_memory"
+    assert report.run_command("main-sale-qwen3").endswith("method=sale pool=qwen3")
+    assert report.run_command("scaling-cpu-test") == "python -m sale.run experiment=scaling"
+    assert report.load_run(tmp_path, "main-sale-cpu") is None
+    assert "main-sale-cpu: not run yet (python -m sale.run experiment=main method=sale)" in capsys.readouterr().out
+    (tmp_path / "main-single-cpu").mkdir()
+    single = pd.DataFrame(rows("single", S, 0, [S] * 4, [1, 0, 1, 0]))
+    single.to_parquet(tmp_path / "main-single-cpu" / "results.parquet")
+    logs = report.load_run(tmp_path, "main-single-cpu")
+    assert len(logs["results"]) == 4 and logs["calls"].empty
+    assert "main-single-cpu: 4 results, 4 tasks" in capsys.readouterr().out
+    assert report.fmt_pct(0.673, 0.6, 0.75, std=0.012) == "67.3 ± 1.2 [60.0, 75.0]"
+    assert report.fmt_pct(0.035, signed=True) == "+3.5" and report.fmt_pct(float("nan")) == "–"
+    report.write_table(pd.DataFrame({"a": [0.12345]}), tmp_path / "t", title="# T")
+    assert (tmp_path / "t.md").read_text().startswith("# T\n\n|") and "0.123" in (tmp_path / "t.md").read_text()
+    assert (tmp_path / "t.csv").read_text() == "a\n0.12345\n"
+
+
+def test_no_common_tasks_and_cost_quality_points(runs):
+    largest = runs["single"][runs["single"]["arm"] == L]
+    disjoint = pd.DataFrame(rows("sale", "sale", 0, [S], [1], tasks=["t9"]))
+    assert report.sale_vs_largest(disjoint, largest, L).empty
+    points = report.cost_quality_points(pd.concat(runs.values()), L)
+    assert sorted(points["domain"].unique()) == ["all", "coding", "search"]
+    assert len(points) == 3 * 5  # five arms, per domain and overall
+    sale_coding = points[(points["arm"] == "sale") & (points["domain"] == "coding")].iloc[0]
+    assert sale_coding["pass@1"] == 1.0 and sale_coding["$/task"] == pytest.approx(3.5)
+    assert set(points["family"].dropna()) == {"knn:theta"}
