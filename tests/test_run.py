@@ -133,3 +133,28 @@ def test_bad_config_values_are_clear_errors(tmp_path, tiny_pool):
     proc = sale_run(tmp_path / "r2", "tasks.split=validation")
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 1 and "split must be one of" in out
+
+
+def test_every_baseline_runs_through_hydra_in_the_same_schema(tmp_path, tiny_pool):
+    """single first; the other methods then execute the same calls, so they come from the shared call cache."""
+    from sale.run import run
+
+    def compose_run(method, *extra):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            cfg = compose("config", overrides=[
+                "pool=tiny", "tasks=mixed", "tasks.per_bin=1", "tasks.bins=[1]", f"method={method}",
+                f"run.dir={tmp_path / method}", f"run.cache={tmp_path / 'calls.sqlite'}", "run.figure=false", *extra])
+        return pd.read_parquet(run(cfg) / "results.parquet")
+
+    single = compose_run("single")
+    schema = set(single.columns)
+    train = f"method.train_run={tmp_path / 'single'}"
+    for method, extra in [("oracle", []), ("cascade", []), ("random", ["method.largest_shares=[0.5]"]),
+                          ("knn", [train, "method.k=1", "method.thetas=[0.5]"]), ("mlc", [train, "method.thetas=[0.5]"])]:
+        results = compose_run(method, *extra)
+        assert len(results) == 2 * results["arm"].nunique() and results["agent"].isin(tiny_pool.names).all()
+        assert schema - {"cascade_depth", "router_p"} <= set(results.columns), method
+        calls = pd.read_parquet(tmp_path / method / "calls.parquet")
+        assert results["cost_usd"].sum() == pytest.approx(calls["cost_usd"].sum())
+        executed = calls[calls["phase"] == "execute"]
+        assert executed["cached"].all(), f"{method} re-ran an execution that single had made"
