@@ -40,6 +40,7 @@ def test_fit_writes_weights_no_worse_than_the_defaults(tmp_path, tiny_pool):
     assert features["passed"].sum() == sum(len(p) for p in passes.values())
     assert features[[f"gamma_{j}" for j in names]].apply(lambda c: c.between(0, 5)).all().all()
     assert "fit minmax (optimal)" in (out / "fit.md").read_text()
+    assert (out / "minmax-solvable.json").exists()
 
     _, cost, entropy, jury, passed, exec_cost = arrays(features, names, names)
     default = evaluate(Weights.default(names), cost, entropy, jury, passed, exec_cost)

@@ -222,3 +222,22 @@ def test_bad_input_raises_clear_errors():
         Weights(-0.1, 0.5, {"g": 0.6})
     with pytest.raises(ValueError, match="lacks"):
         Weights.from_dict({"w_cost": 1.0})
+
+
+def test_solvable_worst_case_lets_the_largest_take_what_only_it_solves():
+    """t0 nobody solves; t1 and t3 look identical to the jury but only t1 is solved (by the large agent); t2 both
+    solve. Bounding every task (SPEC) makes t0 set Q = 1.05, so routing t1 and t3 to the large agent (t3 then
+    loses 1.5) is forbidden; bounding only solvable tasks leaves t3 to the ε·mean term."""
+    cost = np.array([[0.1, 1.0]] * 4)
+    entropy = np.zeros((4, 2))
+    jury = np.array([[2, 2], [1, 4], [3, 3], [1, 4]], dtype=float)[..., None]
+    passed = np.array([[0, 0], [0, 1], [1, 1], [0, 0]])
+    exec_cost = np.array([[0.1, 1.0]] * 4)
+    everywhere = fit_weights(cost, entropy, jury, passed, exec_cost, ["g"], objective="minmax")
+    solvable = fit_weights(cost, entropy, jury, passed, exec_cost, ["g"], objective="minmax", worst_case="solvable")
+    assert everywhere.chosen.tolist() == [0, 0, 0, 0] and everywhere.max_loss == pytest.approx(1.05)
+    assert solvable.chosen.tolist() == [0, 1, 0, 1]
+    assert solvable.mean_loss == pytest.approx((1.05 + 0.5 + 0.05 + 1.5) / 4)
+    assert solvable.weights.provenance["worst_case"] == "solvable"
+    with pytest.raises(ValueError, match="worst_case"):
+        fit_weights(cost, entropy, jury, passed, exec_cost, ["g"], worst_case="some")

@@ -7,12 +7,13 @@ Step 1 of SPEC §4 (every agent to completion on the train tasks) is a `method=s
 `python -m sale.run experiment=scaling tasks.split=train`; its results give y[t, i] and the execution cost.
 Step 2 runs what an auction computes before refinement, for every train task: each agent's bid (|s|, H) and
 every juror's rating γ of every bid. Those calls go through the persistent call cache, so an interrupted fit
-resumes where it stopped and a refit costs nothing. Step 3 solves the MILP for both objectives
-(`minmax` and `mean`) and writes, under fit.out_dir:
+resumes where it stopped and a refit costs nothing. Step 3 solves the MILP three ways and writes, under
+fit.out_dir:
 
-    features.parquet   one row per (task, agent): cost feature, entropy, gamma_<juror>, passed, exec cost
-    minmax.json        fitted weights (load with auction.weights.path=<out_dir>/minmax.json)
-    mean.json          the average-loss ablation
+    features.parquet     one row per (task, agent): cost feature, entropy, gamma_<juror>, passed, exec cost
+    minmax.json          SPEC §4's min-max fit (load with auction.weights.path=<out_dir>/minmax.json)
+    minmax-solvable.json min-max over the tasks some agent solves (see sale.auction.weights.fit_weights)
+    mean.json            the average-loss ablation
     fit.md             the fitted weights and what they choose on the train tasks, beside the defaults
 """
 
@@ -28,6 +29,10 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from sale import CONF_DIR
+
+
+# (file name, objective, worst_case): SPEC's min-max, min-max bounded on solvable tasks only, the mean ablation.
+FITS = (("minmax", "minmax", "all"), ("minmax-solvable", "minmax", "solvable"), ("mean", "mean", "all"))
 
 
 def collect_features(cfg: DictConfig, pool, tasks, cache) -> pd.DataFrame:
@@ -128,13 +133,17 @@ def fit(cfg: DictConfig) -> Path:
     for i in (0, len(pool.names) - 1):  # the cheapest and the largest agent alone, for reference
         table.append({"weights": f"only {pool.names[i]}", "pass@1": passed[:, i].mean(),
                       "exec $/task": exec_cost[:, i].mean(), **{f"share {a}": float(a == pool.names[i]) for a in pool.names}})
-    for objective in ("minmax", "mean"):
+    oracle = np.where(passed.any(axis=1), passed.argmax(axis=1), len(pool.names) - 1)  # cheapest that passes
+    rows = np.arange(len(oracle))
+    table.append({"weights": "oracle", "pass@1": passed[rows, oracle].mean(), "exec $/task": exec_cost[rows, oracle].mean(),
+                  **{f"share {a}": float((oracle == i).mean()) for i, a in enumerate(pool.names)}})
+    for name, objective, worst_case in FITS:
         result = fit_weights(cost, entropy, jury, passed, exec_cost, jurors, lam=lam, objective=objective,
-                             time_limit_s=float(cfg.fit.time_limit_s))
+                             worst_case=worst_case, time_limit_s=float(cfg.fit.time_limit_s))
         result.weights.provenance.update(train_run=str(cfg.fit.train_run), pool=pool.name,
                                          bid_max_tokens=int(cfg.auction.bid_max_tokens))
-        result.weights.save(out / f"{objective}.json")
-        table.append(choice_table(f"fit {objective} ({result.status})", result.weights, cost, entropy, jury, passed,
+        result.weights.save(out / f"{name}.json")
+        table.append(choice_table(f"fit {name} ({result.status})", result.weights, cost, entropy, jury, passed,
                                   exec_cost, lam, pool.names))
     report = pd.DataFrame(table)
     text = (f"# Weight fit on {len(tasks)} train tasks ({cfg.fit.train_run}, pool {pool.name})\n\n"
@@ -142,7 +151,8 @@ def fit(cfg: DictConfig) -> Path:
             f"alone, for reference.\n\n{report.to_markdown(index=False, floatfmt='.3g', missingval='')}\n")
     (out / "fit.md").write_text(text)
     print(text)
-    print(f"[sale.fit] weights: {out}/minmax.json (and mean.json); use auction.weights.path={out}/minmax.json")
+    names = ", ".join(f"{name}.json" for name, _, _ in FITS)
+    print(f"[sale.fit] weights in {out}: {names}; e.g. auction.weights.path={out}/minmax.json")
     return out
 
 

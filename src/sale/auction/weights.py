@@ -247,7 +247,7 @@ def _argmin_rows(feats: np.ndarray, margin: float, big_m: float | None):
     return matrix, upper, needed
 
 
-def _solve(feats, loss, objective, eps, margin, big_m, time_limit_s):
+def _solve(feats, loss, objective, eps, margin, big_m, time_limit_s, bounded=None):
     n_tasks, n_agents, n_weights = feats.shape
     n_x = n_tasks * n_agents
     with_q = objective == "minmax"
@@ -268,10 +268,12 @@ def _solve(feats, loss, objective, eps, margin, big_m, time_limit_s):
 
     c = np.zeros(n_vars)
     if with_q:
-        # z_t − Q ≤ 0 with z_t = Σ_i ℓ_ti·x_ti; objective Q + ε·Σ_t z_t.
+        # z_t − Q ≤ 0 with z_t = Σ_i ℓ_ti·x_ti for the bounded tasks; objective Q + ε·Σ_t z_t over all tasks.
         task_loss = sparse.hstack([sparse.csr_matrix((n_tasks, n_weights)),
                                    sparse.block_diag([row[None, :] for row in loss]),
-                                   -np.ones((n_tasks, 1))])
+                                   -np.ones((n_tasks, 1))]).tocsr()
+        if bounded is not None:
+            task_loss = task_loss[np.flatnonzero(bounded)]
         constraints.append(LinearConstraint(task_loss, -np.inf, 0))
         c[n_weights:n_weights + n_x] = eps * loss.ravel()
         c[-1] = 1
@@ -298,9 +300,12 @@ def _check_fit_options(juror_names, objective, eps, margin, time_limit_s) -> Non
         raise ValueError(f"eps and margin must be >= 0 and time_limit_s > 0, got {eps}, {margin}, {time_limit_s}")
 
 
+WORST_CASE = ("all", "solvable")
+
+
 def fit_weights(cost, entropy, jury, passed, exec_cost, juror_names, lam: float = 0.5,
                 objective: str = "minmax", eps: float = 1e-3, big_m: float | None = None,
-                time_limit_s: float = 60, margin: float = DEFAULT_MARGIN) -> FitResult:
+                time_limit_s: float = 60, margin: float = DEFAULT_MARGIN, worst_case: str = "all") -> FitResult:
     """Fit w = (w_c, w_h, w_1 … w_J) by the mixed-integer program of SPEC §4 (scipy.optimize.milp, HiGHS).
 
     cost[T,N] is cost_feature(...) of each bid, entropy[T,N] its entropy, jury[T,N,J] the jurors' scores in
@@ -315,20 +320,29 @@ def fit_weights(cost, entropy, jury, passed, exec_cost, juror_names, lam: float 
     bid by δ, which makes x the unique argmin of choose(); identical bids are exempt towards a more
     expensive twin. If no w achieves that (near-identical bids), the fit is redone with δ = 0 and the
     status says so. margin=0 is the SPEC's constraint as written.
+
+    worst_case (min-max only): "all" bounds every task's loss by Q, as SPEC §4 writes it. "solvable" (our
+    option) bounds only the tasks some agent passes; the others still count in the ε·Σ_t z_t term. Why: on a task
+    no agent solves, every choice loses 1 and the loss differs only by cost, so when such tasks exist Q is set by
+    them and the fit must route every one of them to its cheapest agent — with small models, where many tasks
+    are unsolvable, that pins the weights to "always the cheapest".
     """
     juror_names = list(juror_names)
     _check_fit_options(juror_names, objective, eps, margin, time_limit_s)
+    if worst_case not in WORST_CASE:
+        raise ValueError(f"worst_case must be one of {WORST_CASE}, got {worst_case!r}")
     cost, entropy, jury = _check_features(cost, entropy, jury, n_jurors=len(juror_names))
-    _check_outcomes(passed, exec_cost, cost.shape, lam)
+    passed, _ = _check_outcomes(passed, exec_cost, cost.shape, lam)
     feats = features(cost, entropy, jury)
     loss = losses(passed, exec_cost, lam)
+    bounded = passed.any(axis=1) if worst_case == "solvable" else None
 
-    result, needed_m = _solve(feats, loss, objective, eps, margin, big_m, time_limit_s)
+    result, needed_m = _solve(feats, loss, objective, eps, margin, big_m, time_limit_s, bounded)
     note = ""
     if result.status == 2 and margin > 0:
         note = f" (margin {margin} infeasible, refitted with margin 0)"
         margin = 0.0
-        result, needed_m = _solve(feats, loss, objective, eps, margin, big_m, time_limit_s)
+        result, needed_m = _solve(feats, loss, objective, eps, margin, big_m, time_limit_s, bounded)
     if result.x is None or result.status not in (0, 1):
         raise RuntimeError(f"weight fit found no solution: {result.message}")
     status = ("optimal" if result.status == 0 else f"not proven optimal: {result.message}") + note
@@ -338,7 +352,7 @@ def fit_weights(cost, entropy, jury, passed, exec_cost, juror_names, lam: float 
     w = w / w.sum()
     chosen = result.x[n_weights:n_weights + n_tasks * n_agents].reshape(n_tasks, n_agents).argmax(axis=1)
     picked = loss[np.arange(n_tasks), chosen]
-    provenance = {"source": "fit", "objective": objective, "lambda": lam, "eps": eps, "margin": margin,
+    provenance = {"source": "fit", "objective": objective, "worst_case": worst_case, "lambda": lam, "eps": eps, "margin": margin,
                   "big_m": big_m if big_m is not None else needed_m, "n_tasks": n_tasks, "n_agents": n_agents,
                   "status": status, "objective_value": float(result.fun), "mean_loss": float(picked.mean()),
                   "max_loss": float(picked.max()), "created_at": _now()}
