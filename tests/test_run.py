@@ -158,3 +158,18 @@ def test_every_baseline_runs_through_hydra_in_the_same_schema(tmp_path, tiny_poo
         assert results["cost_usd"].sum() == pytest.approx(calls["cost_usd"].sum())
         executed = calls[calls["phase"] == "execute"]
         assert executed["cached"].all(), f"{method} re-ran an execution that single had made"
+
+
+def test_only_sale_runs_are_tied_to_the_auction_config(tmp_path):
+    from sale.run import check_same_config
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        single = compose("config", overrides=["method=single"])
+        sale = compose("config", overrides=["method=sale"])
+    check_same_config(tmp_path / "single", single)
+    check_same_config(tmp_path / "sale", sale)
+    for cfg in (single, sale):
+        cfg.auction.weights.objective = "mean"
+    check_same_config(tmp_path / "single", single)  # a baseline does not read the auction config
+    with pytest.raises(SystemExit, match="auction differ"):
+        check_same_config(tmp_path / "sale", sale)

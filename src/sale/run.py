@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from sale import CONF_DIR
 
 FINGERPRINT_KEYS = ("pool", "tasks", "method", "auction", "agent", "seed")
+AUCTION_METHODS = ("sale",)  # the other methods never read cfg.auction, so it does not tie their run directories
 
 
 def task_orders(tasks: list, n_orders: int) -> list[list]:
@@ -43,11 +44,12 @@ def _without_nulls(value):
 def check_same_config(run_dir: Path, cfg: DictConfig) -> None:
     """A run directory belongs to one config: resuming it with another would mix results."""
     path = run_dir / "config.yaml"
+    keys = [k for k in FINGERPRINT_KEYS if k != "auction" or cfg.method.name in AUCTION_METHODS]
     current = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-               for k in FINGERPRINT_KEYS}
+               for k in keys}
     if path.exists():
         saved = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-        changed = [k for k in FINGERPRINT_KEYS if _without_nulls(saved.get(k)) != _without_nulls(current[k])]
+        changed = [k for k in keys if _without_nulls(saved.get(k)) != _without_nulls(current[k])]
         if changed:
             raise SystemExit(f"error: {run_dir} holds a run with a different config ({', '.join(changed)} differ).\n"
                              f"  Resume it with the same overrides, or choose another run.name=...")
