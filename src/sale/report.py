@@ -21,7 +21,7 @@ from sale.runlog import load_logs
 
 MAIN_METHODS = ("single", "oracle", "cascade", "knn", "mlc", "random", "sale")
 ABLATIONS = ("full", "no_memory", "no_refinement", "no_jury", "no_self_evaluation", "no_entropy", "largest_juror",
-             "outcome_label", "k1", "short_bids", "mean_objective", "minmax_solvable")
+             "outcome_label", "k1", "short_bids", "mean_objective", "spec_minmax")
 SWEPT = ("knn", "mlc", "random")  # methods whose arms trace a cost-quality curve (AIQ)
 
 # ----------------------------------------------------------------------------- runs
