@@ -197,7 +197,8 @@ class RandomRouter(Method):
 class LearnedRouter(Method):
     """kNN or multi-label-classifier router on task-description embeddings, fitted on a training run's outcome
     matrix (a `method=single` run on the train split). One arm per threshold theta (rule: cheapest agent with
-    p >= theta, else the largest) and per lambda (rule: argmax lambda*p - mean cost)."""
+    p >= theta, else the largest) and per lambda (rule: argmax lambda*p - mean cost). lambda is given in units of
+    the largest agent's mean train cost per task, so that one lambda grid means the same on every pool."""
 
     def __init__(self, cfg, pool, agent_cfg, embedder):
         from sale.routers.knn import KNNRouter
@@ -230,7 +231,7 @@ class LearnedRouter(Method):
         if rule == "theta":
             agent_index = int(cheapest_above(p, prices, float(value))[0])
         else:
-            agent_index = int(willingness_to_pay(p, self.mean_cost, float(value))[0])
+            agent_index = int(willingness_to_pay(p, self.mean_cost, float(value) * self.mean_cost.max())[0])
         result = execute(ledger, self.pool.names[agent_index], task, None, self.agent_cfg)
         result["router_p"] = json.dumps([float(x) for x in p[0]])
         return result, []
