@@ -150,7 +150,8 @@ def test_every_baseline_runs_through_hydra_in_the_same_schema(tmp_path, tiny_poo
     schema = set(single.columns)
     train = f"method.train_run={tmp_path / 'single'}"
     for method, extra in [("oracle", []), ("cascade", []), ("random", ["method.largest_shares=[0.5]"]),
-                          ("knn", [train, "method.k=1", "method.thetas=[0.5]"]), ("mlc", [train, "method.thetas=[0.5]"])]:
+                          ("knn", [train, "method.k=1", "method.thetas=[0.5]", "method.lambdas=[0,1]"]),
+                          ("mlc", [train, "method.thetas=[0.5]", "method.lambdas=[0,1]"])]:
         results = compose_run(method, *extra)
         assert len(results) == 2 * results["arm"].nunique() and results["agent"].isin(tiny_pool.names).all()
         assert schema - {"cascade_depth", "router_p"} <= set(results.columns), method
@@ -158,6 +159,8 @@ def test_every_baseline_runs_through_hydra_in_the_same_schema(tmp_path, tiny_poo
         assert results["cost_usd"].sum() == pytest.approx(calls["cost_usd"].sum())
         executed = calls[calls["phase"] == "execute"]
         assert executed["cached"].all(), f"{method} re-ran an execution that single had made"
+        if method in ("knn", "mlc"):  # willingness to pay nothing for success buys the cheapest agent
+            assert (results.loc[results["arm"] == f"{method}:lambda=0", "agent"] == tiny_pool.names[0]).all()
 
 
 def test_only_sale_runs_are_tied_to_the_auction_config(tmp_path):
