@@ -1,9 +1,9 @@
 """The auction's overhead in a SALE run: its share of tokens, dollars and model time, per domain and bin.
 
 Reads a SALE run directory's logs (its parquet, or its journal while the run is unfinished), so it costs no
-model time. Model time is the
-latency each call took when it was first computed (a call served by the cache keeps its original latency), so
-the shares are what a cold run pays. The paper reports the auction at under 1% of total cost on Qwen3 4B-32B.
+model time. Model time is the latency each call took when it was first computed (a call served by the cache
+keeps its original latency), so the shares are what a cold run pays. The paper reports the auction at under 1%
+of total cost on Qwen3 4B-32B.
 
     .venv/bin/python scripts/bench_auction.py data/runs/main-sale-cpu
 
@@ -32,7 +32,8 @@ def main() -> None:
     logs = load_logs(run_dir)
     results, calls = logs["results"], logs["calls"]
     if results.empty:
-        raise SystemExit(f"error: {run_dir} holds no finished task (no parquet logs, no journal); is it a run directory?")
+        raise SystemExit(f"error: {run_dir} holds no finished task (no parquet logs, no journal); "
+                         "is it a run directory?")
     if not calls["phase"].isin(AUCTION_PHASES).any():
         raise SystemExit(f"error: {run_dir} has no auction calls; point this at a method=sale run")
 

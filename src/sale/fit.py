@@ -14,7 +14,7 @@ fit.out_dir:
     minmax.json          SPEC §4's min-max fit (load with auction.weights.path=<out_dir>/minmax.json)
     minmax-solvable.json min-max over the tasks some agent solves (see sale.auction.weights.fit_weights)
     mean.json            the average-loss ablation
-    fit.md             the fitted weights and what they choose on the train tasks, beside the defaults
+    fit.md               the fitted weights and what they choose on the train tasks, beside the defaults
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ def fit(cfg: DictConfig) -> Path:
                       "exec $/task": exec_cost[:, i].mean(), **{f"share {a}": float(a == pool.names[i]) for a in pool.names}})
     oracle = np.where(passed.any(axis=1), passed.argmax(axis=1), len(pool.names) - 1)  # cheapest that passes
     rows = np.arange(len(oracle))
-    table.append({"weights": "oracle", "pass@1": passed[rows, oracle].mean(), "exec $/task": exec_cost[rows, oracle].mean(),
+    table.append({"weights": "oracle", "pass@1": passed[rows, oracle].mean(),
+                  "exec $/task": exec_cost[rows, oracle].mean(),
                   **{f"share {a}": float((oracle == i).mean()) for i, a in enumerate(pool.names)}})
     for name, objective, worst_case in FITS:
         result = fit_weights(cost, entropy, jury, passed, exec_cost, jurors, lam=lam, objective=objective,

@@ -352,8 +352,9 @@ def fit_weights(cost, entropy, jury, passed, exec_cost, juror_names, lam: float 
     w = w / w.sum()
     chosen = result.x[n_weights:n_weights + n_tasks * n_agents].reshape(n_tasks, n_agents).argmax(axis=1)
     picked = loss[np.arange(n_tasks), chosen]
-    provenance = {"source": "fit", "objective": objective, "worst_case": worst_case, "lambda": lam, "eps": eps, "margin": margin,
-                  "big_m": big_m if big_m is not None else needed_m, "n_tasks": n_tasks, "n_agents": n_agents,
+    provenance = {"source": "fit", "objective": objective, "worst_case": worst_case, "lambda": lam, "eps": eps,
+                  "margin": margin, "big_m": big_m if big_m is not None else needed_m,
+                  "n_tasks": n_tasks, "n_agents": n_agents,
                   "status": status, "objective_value": float(result.fun), "mean_loss": float(picked.mean()),
                   "max_loss": float(picked.max()), "created_at": _now()}
     weights = Weights(w[0], w[1], dict(zip(juror_names, w[2:])), provenance)
