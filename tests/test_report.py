@@ -82,7 +82,28 @@ def test_sale_vs_largest_per_domain_and_bin(runs):
     assert table.loc[("coding", "1"), "SALE $/task"] == pytest.approx(2.0)
     shown = report.format_sale_vs_largest(table.reset_index()).set_index(["domain", "bin"])
     assert shown.loc[("search", "5"), "Δ [95% CI]"].startswith("+50.0")
-    assert shown.loc[("all", "all"), "reliance on largest"] == "50%"
+    assert shown.loc[("all", "all"), "reliance on largest"] == "50 ± 0%"  # both orders send half to the largest
+    assert overall["SALE $/task std"] == 0 and overall["cost rel. std"] == 0
+
+
+def test_sale_vs_largest_std_over_orders():
+    # order 0 sends half the tasks to the largest (2+5+2+5 $), order 1 none (2 $ each); the largest alone: 4 $ each
+    sale = pd.DataFrame(rows("sale", "sale", 0, [S, L, S, L], [1, 1, 1, 0], extra_cost=1.0)
+                        + rows("sale", "sale", 1, [S, S, S, S], [1, 0, 1, 0], extra_cost=1.0))
+    largest = pd.DataFrame(rows("single", L, 0, [L] * 4, [1, 1, 1, 0]))
+    table = report.sale_vs_largest(sale, largest, L, n_boot=50)
+    overall = table.set_index(["domain", "bin"]).loc[("all", "all")]
+    assert overall["SALE $/task"] == pytest.approx(2.75)
+    assert overall["SALE $/task std"] == pytest.approx(np.std([3.5, 2.0], ddof=1))
+    assert overall["SALE $/Mtok std"] == pytest.approx(np.std([3.5, 2.0], ddof=1))
+    assert overall["cost rel. std"] == pytest.approx(np.std([14 / 16, 8 / 16], ddof=1))
+    assert overall["SALE largest share std"] == pytest.approx(np.std([0.5, 0.0], ddof=1))
+    assert overall["reliance reduction std"] == pytest.approx(np.std([0.5, 1.0], ddof=1))
+    shown = report.format_sale_vs_largest(table).iloc[-1]  # the last row is all / all
+    assert shown["reliance on largest"] == "25 ± 35%" and shown["cost rel."] == "0.69 ± 0.27"
+    one_order = report.sale_vs_largest(sale[sale["order"] == 0], largest, L, n_boot=50)
+    assert one_order["SALE $/task std"].isna().all()
+    assert report.format_sale_vs_largest(one_order)["reliance on largest"].iloc[-1] == "50%"
 
 
 def test_stream_curves_expanding_and_rolling():

@@ -245,8 +245,25 @@ def sale_vs_largest(sale: pd.DataFrame, largest_results: pd.DataFrame, largest: 
         row["SALE largest share"] = largest_agent_share(s["agent"], largest)
         row["reliance reduction"] = reliance_reduction(row["SALE largest share"],
                                                        largest_agent_share(r["agent"], largest))
+        row.update(_sale_order_stds(s, r_task, largest_agent_share(r["agent"], largest), largest))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _sale_order_stds(sale: pd.DataFrame, largest_per_task: pd.DataFrame, largest_share_alone: float,
+                     largest: str) -> dict:
+    """The std over SALE's task orders of its $/task, $/Mtok, cost relative to the largest (on each order's own
+    tasks), reliance on the largest and reliance reduction (NaN with one order)."""
+    per_order = []
+    for _, g in sale.groupby("order"):
+        share = largest_agent_share(g["agent"], largest)
+        per_order.append({
+            "SALE $/task std": g["cost_usd"].mean(),
+            "SALE $/Mtok std": blended_price_per_mtok(g["cost_usd"], g["tokens"]),
+            "cost rel. std": relative_cost(g["cost_usd"], largest_per_task.loc[g["task_id"], "cost_usd"]),
+            "SALE largest share std": share,
+            "reliance reduction std": reliance_reduction(share, largest_share_alone)})
+    return {k: mean_std([o[k] for o in per_order])[1] for k in per_order[0]}
 
 
 def fmt_pct(p: float, lo: float | None = None, hi: float | None = None, std: float | None = None,
@@ -270,11 +287,18 @@ def format_sale_vs_largest(table: pd.DataFrame) -> pd.DataFrame:
     out["SALE pass@1 ± std [95% CI]"] = [fmt_pct(r["SALE pass@1"], r["SALE lo"], r["SALE hi"], std=r["SALE std"])
                                         for _, r in table.iterrows()]
     out["Δ [95% CI]"] = [fmt_pct(r["Δpass@1"], r["Δ lo"], r["Δ hi"], signed=True) for _, r in table.iterrows()]
-    for c in ("largest $/Mtok", "SALE $/Mtok", "largest $/task", "SALE $/task"):
+    def with_std(col, fmt, scale=1.0, suffix=""):
+        std = table.get(f"{col} std", pd.Series(np.nan, index=table.index))
+        return [format(scale * v, fmt) + ("" if pd.isna(sd) else f" ± {format(scale * sd, fmt)}") + suffix
+                for v, sd in zip(table[col], std)]
+
+    for c in ("largest $/Mtok", "largest $/task"):
         out[c] = table[c].map(lambda v: f"{v:.3g}")
-    out["cost rel."] = table["cost rel."].map(lambda v: f"{v:.2f}")
-    out["reliance on largest"] = table["SALE largest share"].map(lambda v: f"{100 * v:.0f}%")
-    out["reliance reduction"] = table["reliance reduction"].map(lambda v: f"{100 * v:.0f}%")
+    out["SALE $/Mtok"] = with_std("SALE $/Mtok", ".3g")
+    out["SALE $/task"] = with_std("SALE $/task", ".3g")
+    out["cost rel."] = with_std("cost rel.", ".2f")
+    out["reliance on largest"] = with_std("SALE largest share", ".0f", 100, "%")
+    out["reliance reduction"] = with_std("reliance reduction", ".0f", 100, "%")
     return out
 
 
