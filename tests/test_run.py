@@ -176,3 +176,29 @@ def test_only_sale_runs_are_tied_to_the_auction_config(tmp_path):
     check_same_config(tmp_path / "single", single)  # a baseline does not read the auction config
     with pytest.raises(SystemExit, match="auction differ"):
         check_same_config(tmp_path / "sale", sale)
+
+
+def test_random_arm_matched_to_sale_replaces_the_previous_match(tmp_path, tiny_pool):
+    """The match arm follows SALE's latest largest-agent share; a rerun must not keep the old share's arm beside it."""
+    from sale.run import run
+
+    sale_dir = tmp_path / "sale"
+    sale_dir.mkdir()
+    largest, cheaper = tiny_pool.largest.name, tiny_pool.names[0]
+
+    def rerun_with_sale_share(agents):
+        pd.DataFrame({"agent": agents}).to_parquet(sale_dir / "results.parquet")
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            cfg = compose("config", overrides=[
+                "pool=tiny", "tasks=mixed", "tasks.per_bin=1", "tasks.bins=[1]", "method=random",
+                "method.largest_shares=[0.5]", f"method.match_run={sale_dir}", f"run.dir={tmp_path / 'random'}",
+                f"run.cache={tmp_path / 'calls.sqlite'}", "run.figure=false"])
+        return pd.read_parquet(run(cfg) / "results.parquet")
+
+    first = rerun_with_sale_share([largest, cheaper, cheaper, cheaper])
+    assert sorted(first["arm"].unique()) == ["random:0.25", "random:0.5"]
+    second = rerun_with_sale_share([largest, cheaper])
+    assert sorted(second["arm"].unique()) == ["random:0.5"]  # the match arm is now 0.5, already an arm
+    assert {tuple(r["key"])[0] for r in Journal(tmp_path / "random").records()} == {"random:0.5"}
+    kept = first[first["arm"] == "random:0.5"].sort_values("task_id").reset_index(drop=True)
+    assert second.sort_values("task_id").reset_index(drop=True)[kept.columns].equals(kept)

@@ -81,6 +81,13 @@ def run(cfg: DictConfig) -> Path:
     cache = CallCache(cfg.run.cache) if cfg.run.cache else None
     journal = Journal(run_dir)
     records = journal.records()
+    # The config of a run directory is fixed, so an arm can only go away when it is derived from data (random's arm
+    # at SALE's measured share): its old results would sit beside the new arm's in every table, so they are dropped.
+    stale = sorted({r["key"][0] for r in records} - set(method.arms))
+    if stale:
+        dropped = journal.drop_arms(set(stale))
+        print(f"[sale] dropped {dropped} journalled tasks of arms this run no longer has: {', '.join(stale)}")
+        records = journal.records()
     done = {tuple(r["key"]) for r in records}
     n_orders = int(cfg.run.orders) if method.order_dependent else 1  # the other orders would repeat order 0
     if n_orders < int(cfg.run.orders):

@@ -56,6 +56,15 @@ class Journal:
             f.flush()
             os.fsync(f.fileno())
 
+    def drop_arms(self, arms: set[str]) -> int:
+        """Rewrite the journal (atomically) without the records of these arms; returns how many were dropped."""
+        records = self.records()
+        keep = [r for r in records if r["key"][0] not in arms]
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r, default=_jsonable) + "\n" for r in keep))
+        tmp.replace(self.path)
+        return len(records) - len(keep)
+
     def export(self) -> dict[str, pd.DataFrame]:
         """Write results/calls/bids parquet from the journal (atomically) and return them."""
         frames = frames_from_records(self.records())
