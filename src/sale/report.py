@@ -87,8 +87,13 @@ def per_task(results: pd.DataFrame, cols=("passed", "cost_usd")) -> pd.DataFrame
                                      **{c: (c, "mean") for c in cols})
 
 
+def _std_over_orders(results: pd.DataFrame, stat) -> float:
+    """The std over task orders of `stat(one order's rows)` (NaN with one order)."""
+    return mean_std([stat(g) for _, g in results.groupby("order")])[1]
+
+
 def _order_std(results: pd.DataFrame, col: str) -> float:
-    return mean_std(results.groupby("order")[col].mean().to_numpy(dtype=float))[1]
+    return _std_over_orders(results, lambda g: g[col].astype(float).mean())
 
 
 def arm_metrics(results: pd.DataFrame, largest: str, by=()) -> pd.DataFrame:
@@ -242,28 +247,18 @@ def sale_vs_largest(sale: pd.DataFrame, largest_results: pd.DataFrame, largest: 
         row["largest $/task"] = r_task["cost_usd"].mean()
         row["SALE $/task"] = s_task["cost_usd"].mean()
         row["cost rel."] = relative_cost(s_task["cost_usd"], r_task["cost_usd"])
+        alone_share = largest_agent_share(r["agent"], largest)
         row["SALE largest share"] = largest_agent_share(s["agent"], largest)
-        row["reliance reduction"] = reliance_reduction(row["SALE largest share"],
-                                                       largest_agent_share(r["agent"], largest))
-        row.update(_sale_order_stds(s, r_task, largest_agent_share(r["agent"], largest), largest))
+        row["reliance reduction"] = reliance_reduction(row["SALE largest share"], alone_share)
+        row["SALE $/task std"] = _order_std(s, "cost_usd")
+        row["SALE $/Mtok std"] = _std_over_orders(s, lambda g: blended_price_per_mtok(g["cost_usd"], g["tokens"]))
+        row["cost rel. std"] = _std_over_orders(  # each order against the largest on that order's own tasks
+            s, lambda g: relative_cost(g["cost_usd"], r_task.loc[g["task_id"], "cost_usd"]))
+        row["SALE largest share std"] = _std_over_orders(s, lambda g: largest_agent_share(g["agent"], largest))
+        row["reliance reduction std"] = _std_over_orders(
+            s, lambda g: reliance_reduction(largest_agent_share(g["agent"], largest), alone_share))
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _sale_order_stds(sale: pd.DataFrame, largest_per_task: pd.DataFrame, largest_share_alone: float,
-                     largest: str) -> dict:
-    """The std over SALE's task orders of its $/task, $/Mtok, cost relative to the largest (on each order's own
-    tasks), reliance on the largest and reliance reduction (NaN with one order)."""
-    per_order = []
-    for _, g in sale.groupby("order"):
-        share = largest_agent_share(g["agent"], largest)
-        per_order.append({
-            "SALE $/task std": g["cost_usd"].mean(),
-            "SALE $/Mtok std": blended_price_per_mtok(g["cost_usd"], g["tokens"]),
-            "cost rel. std": relative_cost(g["cost_usd"], largest_per_task.loc[g["task_id"], "cost_usd"]),
-            "SALE largest share std": share,
-            "reliance reduction std": reliance_reduction(share, largest_share_alone)})
-    return {k: mean_std([o[k] for o in per_order])[1] for k in per_order[0]}
 
 
 def fmt_pct(p: float, lo: float | None = None, hi: float | None = None, std: float | None = None,
@@ -288,9 +283,8 @@ def format_sale_vs_largest(table: pd.DataFrame) -> pd.DataFrame:
                                         for _, r in table.iterrows()]
     out["Δ [95% CI]"] = [fmt_pct(r["Δpass@1"], r["Δ lo"], r["Δ hi"], signed=True) for _, r in table.iterrows()]
     def with_std(col, fmt, scale=1.0, suffix=""):
-        std = table.get(f"{col} std", pd.Series(np.nan, index=table.index))
         return [format(scale * v, fmt) + ("" if pd.isna(sd) else f" ± {format(scale * sd, fmt)}") + suffix
-                for v, sd in zip(table[col], std)]
+                for v, sd in zip(table[col], table[f"{col} std"])]
 
     for c in ("largest $/Mtok", "largest $/task"):
         out[c] = table[c].map(lambda v: f"{v:.3g}")

@@ -85,9 +85,11 @@ def run(cfg: DictConfig) -> Path:
     # at SALE's measured share): its old results would sit beside the new arm's in every table, so they are dropped.
     stale = sorted({r["key"][0] for r in records} - set(method.arms))
     if stale:
-        dropped = journal.drop_arms(set(stale))
-        print(f"[sale] dropped {dropped} journalled tasks of arms this run no longer has: {', '.join(stale)}")
-        records = journal.records()
+        kept = [r for r in records if r["key"][0] in method.arms]
+        journal.keep_only(kept)
+        print(f"[sale] dropped {len(records) - len(kept)} journalled tasks of arms this run no longer has: "
+              f"{', '.join(stale)}")
+        records = kept
     done = {tuple(r["key"]) for r in records}
     n_orders = int(cfg.run.orders) if method.order_dependent else 1  # the other orders would repeat order 0
     if n_orders < int(cfg.run.orders):

@@ -56,14 +56,11 @@ class Journal:
             f.flush()
             os.fsync(f.fileno())
 
-    def drop_arms(self, arms: set[str]) -> int:
-        """Rewrite the journal (atomically) without the records of these arms; returns how many were dropped."""
-        records = self.records()
-        keep = [r for r in records if r["key"][0] not in arms]
+    def keep_only(self, records: list[dict]) -> None:
+        """Rewrite the journal (atomically) to hold just these records, e.g. those of `records()` still wanted."""
         tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r, default=_jsonable) + "\n" for r in keep))
+        tmp.write_text("".join(json.dumps(r, default=_jsonable) + "\n" for r in records))
         tmp.replace(self.path)
-        return len(records) - len(keep)
 
     def export(self) -> dict[str, pd.DataFrame]:
         """Write results/calls/bids parquet from the journal (atomically) and return them."""
