@@ -50,16 +50,13 @@ class Journal:
         return {tuple(r["key"]) for r in self.records()}
 
     def append(self, key: tuple, result: dict, calls: list[dict], bids: list[dict] | None = None) -> None:
-        line = json.dumps({"key": list(key), "result": result, "calls": calls, "bids": bids or []}, default=_jsonable)
-        with open(self.path, "a") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        record = {"key": list(key), "result": result, "calls": calls, "bids": bids or []}
+        _write_durably(self.path, "a", [record])
 
     def keep_only(self, records: list[dict]) -> None:
         """Rewrite the journal (atomically) to hold just these records, e.g. those of `records()` still wanted."""
         tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r, default=_jsonable) + "\n" for r in records))
+        _write_durably(tmp, "w", records)
         tmp.replace(self.path)
 
     def export(self) -> dict[str, pd.DataFrame]:
@@ -96,6 +93,14 @@ def read_journal(run_dir: str | Path) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return out
+
+
+def _write_durably(path: Path, mode: str, records: list[dict]) -> None:
+    """Write journal records, one JSON line each, and fsync them before returning."""
+    with open(path, mode) as f:
+        f.write("".join(json.dumps(r, default=_jsonable) + "\n" for r in records))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _jsonable(obj):
