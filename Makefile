@@ -3,7 +3,7 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup test test-fast demo figures bench help
+.PHONY: setup test test-fast demo figures bench llamacpp help
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
@@ -24,3 +24,12 @@ figures: setup  ## execute notebooks/ against the logs and write figures/
 
 bench: setup  ## backend speed benchmark (writes data/bench/backends.parquet)
 	$(PY) scripts/bench_backends.py
+
+# llama-cpp-python (backend llamacpp, pool=cpu_llamacpp) compiles llama.cpp: never with native CPU flags, which crash
+# on hosts whose VM does not enable all they announce (AMX, AVX-512), and never from pip's wheel cache, which may hold
+# a build made on another CPU.
+LLAMACPP_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+llamacpp: setup  ## optional: llama-cpp-python built portably (~6 min), the full-vocabulary llama.cpp backend
+	CMAKE_ARGS="$(LLAMACPP_CMAKE_ARGS)" FORCE_CMAKE=1 $(PY) -m pip install --no-cache-dir --no-binary llama-cpp-python \
+		"llama-cpp-python==0.3.36"
+	POOL=cpu_llamacpp bash scripts/setup.sh

@@ -4,13 +4,18 @@ For each agent (each in a fresh subprocess, so peak memory is its own) it measur
   load time; prompt processing tok/s (a fixed ~300-token prompt scored from a fresh context, which is also the
   cold score_options latency); warm score_options latency (llama.cpp reuses the cached prompt); greedy decode
   tok/s with a prompt that asks for long text (actual tokens generated are reported); peak RSS.
-On the llama.cpp backend it also times raw llama-cpp-python (Llama.create_completion on the same prompt tokens,
-same max_tokens, temperature 0, no logits processor), interleaved with our LlamaCppLLM.generate (which computes
-the full-vocabulary entropy of every token in a logits processor), and reports ours/raw tokens/s (target >= 0.95)
-and whether the two greedy texts are identical. The machine may be shared: compare ratios within one run.
+On a llama.cpp backend it also times the raw engine on the same prompt, same max_tokens, temperature 0, interleaved
+with our generate, and reports ours/raw tokens/s and whether the two greedy texts are identical:
+  xllamacpp (the default): raw = Server.handle_chat_completions with no log-probabilities; ours asks for the top
+    200 log-probabilities of every token and estimates its entropy from them;
+  llamacpp (optional, `make llamacpp`): raw = Llama.create_completion; ours computes the full-vocabulary entropy
+    of every token in a logits processor.
+The machine may be shared: compare ratios within one run.
 
-    .venv/bin/python scripts/bench_backends.py                          # cpu pool, llama.cpp (~5 min, 2 cores)
-    .venv/bin/python scripts/bench_backends.py --backends llamacpp transformers --server
+    .venv/bin/python scripts/bench_backends.py                          # cpu pool, xllamacpp (~5 min, 2 cores)
+    .venv/bin/python scripts/bench_backends.py --server                 # + the embedded HTTP server, OpenAICompatLLM
+    .venv/bin/python scripts/bench_backends.py --pool cpu_llamacpp      # llama-cpp-python, where it is built
+    .venv/bin/python scripts/bench_backends.py --backends xllamacpp transformers   # + transformers on a GGUF file
     .venv/bin/python scripts/bench_backends.py --pool tiny              # transformers path on tiny random models
 
 Writes data/bench/backends.parquet (one row per agent x backend x measurement, with machine info) and
@@ -24,7 +29,6 @@ import json
 import os
 import platform
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -65,10 +69,13 @@ def load_pool(name: str) -> Pool:
     return Pool.from_config(yaml.safe_load((CONF_DIR / "pool" / f"{name}.yaml").read_text()))
 
 
+LLAMA_CPP = ("xllamacpp", "llamacpp")
+
+
 def job_spec(pool: Pool, agent: str, backend: str, threads: int | None = None) -> AgentSpec:
     spec = pool.spec(agent)
     if backend == spec.backend:
-        return replace(spec, options={**spec.options, "n_threads": threads}) if threads and backend == "llamacpp" else spec
+        return replace(spec, options={**spec.options, "n_threads": threads}) if threads and backend in LLAMA_CPP else spec
     # transformers on the agent's GGUF file: load_backend dequantises it (fp32 on the CPU)
     return AgentSpec(spec.name, backend, spec.params_b, spec.price,
                      {"asset": spec.options["asset"], "dtype": "float32", "device": "cpu"})
@@ -82,24 +89,44 @@ def timed(fn):
     return out, time.perf_counter() - t0
 
 
+def raw_engine(llm, msgs: list[dict], n_new: int):
+    """The engine's own call for the same greedy generation, without our entropy bookkeeping: (tokens, text)."""
+    if getattr(llm, "engine", "") == "xllamacpp":
+        out = llm.server.handle_chat_completions({"messages": msgs, "max_tokens": n_new, "temperature": 0.0,
+                                                  "seed": 0})
+        return out["usage"]["completion_tokens"], out["choices"][0]["message"]["content"]
+    out = llm.llm.create_completion(prompt=llm.prompt_tokens(msgs), max_tokens=n_new, temperature=0.0)
+    return out["usage"]["completion_tokens"], out["choices"][0]["text"]
+
+
+def cold_score_options(llm, msgs: list[dict]) -> tuple[int, float]:
+    """score_options from a fresh context (no cached prefix): (prompt tokens, seconds)."""
+    if getattr(llm, "engine", "") == "xllamacpp":
+        t0 = time.perf_counter()
+        out = llm.chat(msgs, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=llm.option_top_logprobs,
+                       cache_prompt=False)
+        return out["usage"]["prompt_tokens"], time.perf_counter() - t0
+    if hasattr(llm, "llm") and hasattr(llm.llm, "reset"):
+        llm.llm.reset()  # llama-cpp-python: drop the cached prefix
+    s = llm.score_options(msgs, OPTIONS)
+    return s.prompt_tokens, s.latency_s
+
+
 def bench_agent(llm, reps: int, n_new: int, raw: bool) -> dict:
     m = {}
     long_msgs = [{"role": "user", "content": LONG_PROMPT}]
     llm.score_options(long_msgs, OPTIONS)  # warm-up: thread pools, buffers
     cold, warm = [], []
     for _ in range(reps):
-        if raw:
-            llm.llm.reset()  # a fresh context: drop llama.cpp's cached prefix
-        s = llm.score_options(long_msgs, OPTIONS)
-        cold.append(s.latency_s)
+        n_prompt, dt = cold_score_options(llm, long_msgs)
+        cold.append(dt)
         warm.append(llm.score_options(long_msgs, OPTIONS).latency_s)
-    m["prompt_tokens"] = [s.prompt_tokens]
-    m["pp_tok_s"] = [s.prompt_tokens / t for t in cold]
+    m["prompt_tokens"] = [n_prompt]
+    m["pp_tok_s"] = [n_prompt / t for t in cold]
     m["score_options_cold_s"], m["score_options_warm_s"] = cold, warm
 
     msgs = [{"role": "user", "content": ESSAY_PROMPT}]
     llm.generate(msgs, max_tokens=8)  # warm-up; afterwards both sides reuse the cached prompt alike
-    tokens = llm.prompt_tokens(msgs) if raw else None
     ours, theirs, texts = [], [], set()
     for i in range(reps):
         for side in (("ours", "raw") if i % 2 == 0 else ("raw", "ours")):  # alternate the order against drift
@@ -108,80 +135,68 @@ def bench_agent(llm, reps: int, n_new: int, raw: bool) -> dict:
                 ours.append((g.completion_tokens, dt))
                 texts.add(g.text)
             elif raw:
-                out, dt = timed(lambda: llm.llm.create_completion(prompt=tokens, max_tokens=n_new, temperature=0.0))
-                theirs.append((out["usage"]["completion_tokens"], dt))
-                texts.add(out["choices"][0]["text"])
+                (n, text), dt = timed(lambda: raw_engine(llm, msgs, n_new))
+                theirs.append((n, dt))
+                texts.add(text)
     m["decode_tokens"] = [n for n, _ in ours]
     m["decode_tok_s"] = [n / dt for n, dt in ours]
     if raw:
         import numpy as np
 
-        from sale.llm.base import entropy_from_logits
+        from sale.llm.base import entropy_from_logits, entropy_from_top_logprobs
 
         m["raw_decode_tokens"] = [n for n, _ in theirs]
         m["raw_decode_tok_s"] = [n / dt for n, dt in theirs]
         m["overhead_ratio"] = [median(m["decode_tok_s"]) / median(m["raw_decode_tok_s"])]
         m["texts_equal"] = [float(len(texts) == 1)]  # greedy: every call of both sides wrote the same text
-        logits = np.random.default_rng(0).normal(size=llm.llm.n_vocab()).astype(np.float32)
-        m["entropy_ms"] = [timed(lambda: entropy_from_logits(logits))[1] * 1e3 for _ in range(30)]
+        if getattr(llm, "engine", "") == "xllamacpp":
+            top = np.sort(np.random.default_rng(0).normal(size=llm.top_logprobs))[::-1] - 8.0
+            m["entropy_ms"] = [timed(lambda: entropy_from_top_logprobs(top, llm.entropy_estimator))[1] * 1e3
+                               for _ in range(30)]
+        else:
+            logits = np.random.default_rng(0).normal(size=llm.llm.n_vocab()).astype(np.float32)
+            m["entropy_ms"] = [timed(lambda: entropy_from_logits(logits))[1] * 1e3 for _ in range(30)]
     return m
 
 
 def child(args) -> None:
     spec = job_spec(load_pool(args.pool), args.agent, args.backend, args.threads)
     llm, load_s = timed(lambda: load_backend(spec, pool_name=args.pool))
-    m = {"load_s": [load_s], **bench_agent(llm, args.reps, args.decode_tokens, raw=args.backend == "llamacpp")}
+    m = {"load_s": [load_s], **bench_agent(llm, args.reps, args.decode_tokens, raw=args.backend in LLAMA_CPP)}
     m["peak_rss_mb"] = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]  # KiB on Linux
     Path(args.child).write_text(json.dumps(m))
 
 
 # ----------------------------------------------------------------------------- the OpenAI-compatible server path
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def bench_server(pool: Pool, agent: str, reps: int, n_new: int, threads: int, log: Path) -> dict:
+def bench_server(pool: Pool, agent: str, reps: int, n_new: int, threads: int) -> dict:
+    """llama.cpp's own HTTP server (embedded in xllamacpp) on 127.0.0.1, through OpenAICompatLLM: the path that
+    vLLM and SGLang servers take."""
     import httpx
 
     from sale.assets import verified_asset
     from sale.llm.openai_compat import OpenAICompatLLM
+    from sale.llm.xllamacpp_backend import XLlamaCppLLM
 
-    path, port = verified_asset(pool.spec(agent).options["asset"], pool.name), free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1", "--port", str(port),
-           "--n_ctx", "4096", "--n_threads", str(threads), "--n_threads_batch", str(threads), "--model_alias", agent]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"))  # llama.cpp logs a lot
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        while True:
-            if proc.poll() is not None or time.perf_counter() - t0 > 120:
-                raise RuntimeError(f"llama_cpp.server did not come up; see {log}:\n{log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        m = {"load_s": [time.perf_counter() - t0]}
-        llm = OpenAICompatLLM(agent, url, agent)
-        long_msgs = [{"role": "user", "content": LONG_PROMPT}]
-        s = llm.score_options(long_msgs, OPTIONS)  # the first call sees a fresh context
-        m["prompt_tokens"], m["score_options_cold_s"] = [s.prompt_tokens], [s.latency_s]
-        m["pp_tok_s"] = [s.prompt_tokens / s.latency_s]
-        m["score_options_warm_s"] = [llm.score_options(long_msgs, OPTIONS).latency_s for _ in range(reps)]
-        msgs = [{"role": "user", "content": ESSAY_PROMPT}]
-        llm.generate(msgs, max_tokens=8)
-        gens = [timed(lambda: llm.generate(msgs, max_tokens=n_new)) for _ in range(reps)]
-        m["decode_tokens"] = [g.completion_tokens for g, _ in gens]
-        m["decode_tok_s"] = [g.completion_tokens / dt for g, dt in gens]
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        m["peak_rss_mb"] = [int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM")]
-        return m
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    server = XLlamaCppLLM(agent, verified_asset(pool.spec(agent).options["asset"], pool.name), n_ctx=4096,
+                          n_threads=threads)
+    while httpx.get(f"{server.url}/models", timeout=5).status_code != 200:
+        time.sleep(0.2)
+    m = {"load_s": [time.perf_counter() - t0]}
+    llm = OpenAICompatLLM(agent, server.url, agent)
+    long_msgs = [{"role": "user", "content": LONG_PROMPT}]
+    s = llm.score_options(long_msgs, OPTIONS)  # the first call sees a fresh context
+    m["prompt_tokens"], m["score_options_cold_s"] = [s.prompt_tokens], [s.latency_s]
+    m["pp_tok_s"] = [s.prompt_tokens / s.latency_s]
+    m["score_options_warm_s"] = [llm.score_options(long_msgs, OPTIONS).latency_s for _ in range(reps)]
+    msgs = [{"role": "user", "content": ESSAY_PROMPT}]
+    llm.generate(msgs, max_tokens=8)
+    gens = [timed(lambda: llm.generate(msgs, max_tokens=n_new)) for _ in range(reps)]
+    m["decode_tokens"] = [g.completion_tokens for g, _ in gens]
+    m["decode_tok_s"] = [g.completion_tokens / dt for g, dt in gens]
+    server.close()
+    return m
 
 
 # ----------------------------------------------------------------------------------------------------- report
@@ -194,30 +209,36 @@ COLUMNS = [("load_s", "load s", "{:.2f}"), ("peak_rss_mb", "peak RSS MiB", "{:.0
            ("prompt_tokens", "prompt tok", "{:.0f}"), ("pp_tok_s", "prompt tok/s", "{:.0f}"),
            ("score_options_cold_s", "score_options cold s", "{:.3f}"),
            ("score_options_warm_s", "score_options warm s", "{:.3f}"), ("decode_tokens", "new tok", "{:.0f}"),
-           ("decode_tok_s", "decode tok/s", "{:.1f}"), ("raw_decode_tok_s", "raw llama.cpp tok/s", "{:.1f}"),
+           ("decode_tok_s", "decode tok/s", "{:.1f}"), ("raw_decode_tok_s", "raw engine tok/s", "{:.1f}"),
            ("overhead_ratio", "ours/raw", "{:.3f}"), ("texts_equal", "same text", "{:.0f}"),
            ("entropy_ms", "entropy ms/tok", "{:.2f}")]
 
 
-def machine_info() -> dict:
-    import llama_cpp
+def engine_versions() -> str:
+    from sale.llm import engine_id
 
+    return ", ".join(engine_id(b) for b in ("xllamacpp", "llamacpp", "transformers") if "==" in engine_id(b))
+
+
+def machine_info() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
     return {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu_model": cpu,
             "cpu_count": os.cpu_count(), "loadavg_1m": os.getloadavg()[0], "platform": platform.platform(),
-            "python": platform.python_version(), "llama_cpp": llama_cpp.__version__,
+            "python": platform.python_version(), "engines": engine_versions(),
             "git_commit": commit.stdout.strip()}
 
 
 def markdown(results: list[tuple[str, str, dict]], info: dict, command: str, threads: int | None) -> str:
     head = [c[1] for c in COLUMNS]
     lines = [f"Backend benchmark, {info['timestamp']}: {info['cpu_count']} x {info['cpu_model']}, load average "
-             f"{info['loadavg_1m']:.2f} at start, Python {info['python']}, llama-cpp-python {info['llama_cpp']}, "
+             f"{info['loadavg_1m']:.2f} at start, Python {info['python']}, {info['engines']}, "
              f"commit {info['git_commit']}, llama.cpp threads {threads or 'per pool config (default: one per core)'}.",
              f"Command: `{command}`. Medians over repetitions; "
-             "ours/raw = our LlamaCppLLM.generate tok/s over raw Llama.create_completion tok/s, interleaved.", "",
+             "ours/raw = our generate tok/s (with the entropy of every token) over the raw engine's tok/s on the same "
+             "greedy call, interleaved (xllamacpp: handle_chat_completions without log-probabilities; llamacpp: "
+             "Llama.create_completion).", "",
              "| agent | backend | " + " | ".join(head) + " |", "|---|---|" + "---:|" * len(head)]
     for agent, backend, m in results:
         cells = [fmt.format(median(m[key])) if key in m else "" for key, _, fmt in COLUMNS]
@@ -229,16 +250,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pool", default="cpu", help="pool config under conf/pool/ (default: cpu)")
     ap.add_argument("--agents", nargs="+", help="only these agents (default: all of the pool)")
-    ap.add_argument("--backends", nargs="+", choices=["llamacpp", "transformers"],
+    ap.add_argument("--backends", nargs="+", choices=["xllamacpp", "llamacpp", "transformers"],
                     help="backends to run (default: each agent's own). Adding transformers on a llama.cpp pool runs "
                          "it on the smallest agent's GGUF file only (dequantised to fp32; slow)")
     ap.add_argument("--server", action="store_true",
-                    help="also time the OpenAI-compatible path: llama_cpp.server on 127.0.0.1 with the smallest "
-                         "llama.cpp agent's file, through OpenAICompatLLM")
+                    help="also time the OpenAI-compatible path: llama.cpp's server (xllamacpp) on 127.0.0.1 with "
+                         "the smallest llama.cpp agent's file, through OpenAICompatLLM")
     ap.add_argument("--reps", type=int, default=3, help="timed repetitions of each measurement (default: 3)")
     ap.add_argument("--decode-tokens", type=int, default=128, help="new tokens per decode call (default: 128)")
     ap.add_argument("--threads", type=int,
-                    help="llama.cpp threads (default: the pool config's, else one per core, as LlamaCppLLM does)")
+                    help="llama.cpp threads (default: the pool config's, else one per core)")
     ap.add_argument("--out", type=Path, default=DATA_DIR / "bench", help="output folder (default: data/bench)")
     ap.add_argument("--child", help=argparse.SUPPRESS)  # internal: measure one agent, write JSON here
     ap.add_argument("--agent", help=argparse.SUPPRESS)
@@ -251,7 +272,7 @@ def main() -> None:
     agents = [a for a in pool.agents if not args.agents or a.name in args.agents]
     backends = args.backends or sorted({a.backend for a in agents})
     jobs = [(a.name, a.backend) for a in agents if a.backend in backends]
-    gguf = [a for a in agents if a.backend == "llamacpp"]
+    gguf = [a for a in agents if a.backend in LLAMA_CPP]
     if "transformers" in backends and gguf:
         jobs.append((gguf[0].name, "transformers"))
     info, command = machine_info(), " ".join([".venv/bin/python", *sys.argv])
@@ -266,10 +287,9 @@ def main() -> None:
                            check=True)
             results.append((agent, backend, json.loads(Path(f.name).read_text())))
     if args.server and gguf:
-        print(f"[bench] {gguf[0].name} / llama_cpp.server ...", file=sys.stderr, flush=True)
-        results.append((gguf[0].name, "openai (llama_cpp.server)",
-                        bench_server(pool, gguf[0].name, args.reps, args.decode_tokens,
-                                     args.threads or os.cpu_count(), args.out / "server.log")))
+        print(f"[bench] {gguf[0].name} / llama.cpp server over HTTP ...", file=sys.stderr, flush=True)
+        results.append((gguf[0].name, "openai (llama.cpp server)",
+                        bench_server(pool, gguf[0].name, args.reps, args.decode_tokens, args.threads or os.cpu_count())))
 
     import pandas as pd
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up: a virtual environment with torch (CPU build) first, then this package and its
-# dependencies, then the model files of a pool. Every make target calls it; a second run does nothing.
+# dependencies (prebuilt wheels: nothing compiles), then the model files of a pool, then a check that the
+# llama.cpp engine runs on this CPU. Every make target calls it; a second run does next to nothing.
 #   POOL=cpu (default) | tiny | qwen3 ...   which pool's model assets to fetch
 #   VENV=.venv                               where the environment lives
 #   SALE_CACHE_DIR=.cache                    where model files are assembled (git-ignored)
@@ -25,8 +26,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "[setup] installing torch==2.13.0"
     $PIP install -q torch==2.13.0
   fi
-  echo "[setup] installing the sale package and its dependencies (llama-cpp-python compiles once, ~6 min)"
+  echo "[setup] installing the sale package and its dependencies"
   $PIP install -q -e .
   echo "$want" > "$stamp"
 fi
 "$VENV/bin/python" -m sale.assets fetch "pool=$POOL"
+# A crash of the engine on this CPU (an illegal instruction, say) stops here, with the CPU's features and the fix,
+# rather than halfway through the tests. The stamp skips the check until the engine, the model or the CPU changes.
+"$VENV/bin/python" -m sale.engine_check "pool=$POOL" --stamp "${ENGINE_STAMP:-$VENV/.sale-engine-ok}"

@@ -1,7 +1,5 @@
 """The LLM interface on all three backends: text, token counts, entropies, score_options, clear errors."""
 
-import subprocess
-import sys
 import time
 
 import httpx
@@ -12,7 +10,7 @@ from scipy.special import softmax
 from scipy.stats import entropy as scipy_entropy
 
 from sale import CONF_DIR
-from sale.assets import AssetError, asset_path, catalogue, pool_assets, sha256_file, verified_asset, verify
+from sale.assets import AssetError, asset_path, pool_assets, verified_asset
 from sale.llm import LLMError, Pool
 from sale.llm.base import entropy_from_logits, entropy_from_top_logprobs, option_probs_from_logits
 from sale.llm.cache import CachedLLM, CallCache
@@ -38,6 +36,22 @@ def test_entropy_matches_scipy():
 def test_top_logprob_entropy_renormalises():
     lp = np.log([0.5, 0.25, 0.05])  # mass 0.8, renormalised to 0.625, 0.3125, 0.0625
     assert entropy_from_top_logprobs(lp) == pytest.approx(scipy_entropy([0.625, 0.3125, 0.0625]))
+
+
+def test_tail_bound_entropy_is_a_lower_bound_exact_without_a_tail():
+    rng = np.random.default_rng(1)
+    for scale in (0.5, 2.0, 6.0):
+        logits = rng.normal(size=3000) * scale
+        lp = np.sort(logits - np.log(np.exp(logits).sum()))[::-1]  # full-softmax log-probabilities, descending
+        truth = scipy_entropy(np.exp(lp))
+        previous = 0.0
+        for k in (5, 50, 500, 3000):
+            estimate = entropy_from_top_logprobs(lp[:k], "tail_bound")
+            assert previous - 1e-9 <= estimate <= truth + 1e-9  # rises towards the truth as k grows
+            previous = estimate
+        assert previous == pytest.approx(truth, abs=1e-9)
+    with pytest.raises(ValueError, match="unknown entropy estimator"):
+        entropy_from_top_logprobs([-1.0], "guess")
 
 
 def test_option_probs_renormalise_over_options():
@@ -149,15 +163,56 @@ def test_flipped_byte_is_refused_until_refetched(tmp_path, monkeypatch):
         Pool.from_config(yaml.safe_load((CONF_DIR / "pool" / "cpu.yaml").read_text())).llm("smollm2-135m")
 
 
-# ------------------------------------------------------------------------------------- llama.cpp (real)
+# ----------------------------------------------------------------------------- llama.cpp via xllamacpp (real)
 
 @pytest.mark.models
-def test_llamacpp_entropy_and_options_match_full_logits(cpu_pool):
+def test_xllamacpp_entropy_and_options_match_the_full_vocabulary(cpu_pool):
+    """The default engine's estimates against the same engine's full distribution (all 49,152 log-probabilities of
+    SmolLM2, asked for explicitly): the tail bound is a lower bound within 5%, the options exact."""
+    llm = cpu_pool.llm("smollm2-135m")
+    assert llm.entropy_estimator == "tail_bound"
+    gen = llm.generate(MSGS, max_tokens=4)
+    assert gen.entropy_approximate and gen.completion_tokens > 0 and len(gen.entropies) == gen.completion_tokens
+    full = llm.chat(MSGS, max_tokens=4, temperature=0.0, seed=0, logprobs=True, top_logprobs=49152)
+    steps = full["choices"][0]["logprobs"]["content"]
+    assert full["choices"][0]["message"]["content"] == gen.text  # greedy: the same tokens either way
+    exact = [float(-sum(np.exp(a["logprob"]) * a["logprob"] for a in st["top_logprobs"])) for st in steps]
+    assert all(sum(np.exp(a["logprob"]) for a in st["top_logprobs"]) == pytest.approx(1.0, abs=1e-3) for st in steps)
+    for estimate, truth in zip(gen.entropies, exact):
+        assert 0.95 * truth - 0.02 <= estimate <= truth + 1e-3  # a lower bound, within 5% (the top 200 miss a tail)
+
+    # A rating prompt, whose digits are among the top 1000, and a question whose digit "0" is not (SmolLM2 puts
+    # 1% of its mass on the digits there): both are exact.
+    for msgs in ([{"role": "user", "content": "Pick a digit from 0 to 5. Reply with the digit only."}], MSGS):
+        scores = llm.score_options(msgs, DIGITS)
+        first = llm.chat(msgs, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=49152)
+        alts = {a["token"]: a["logprob"] for a in first["choices"][0]["logprobs"]["content"][0]["top_logprobs"]}
+        digit_lp = np.array([alts[d] for d in DIGITS])
+        assert not scores.approximate and sum(scores.probs) == pytest.approx(1.0)
+        assert scores.probs == pytest.approx(list(softmax(digit_lp)), rel=1e-4, abs=1e-6)
+        assert scores.option_mass == pytest.approx(float(np.exp(digit_lp).sum()), rel=1e-4)
+
+
+@pytest.mark.models
+def test_xllamacpp_refuses_an_oversized_prompt_clearly(cpu_pool):
+    from sale.llm.xllamacpp_backend import XLlamaCppLLM
+
+    llm = XLlamaCppLLM("small-ctx", verified_asset("smollm2-135m-instruct-q4_1"), n_ctx=256)
+    with pytest.raises(LLMError, match="small-ctx: llama.cpp refused the call.*exceed"):
+        llm.generate([{"role": "user", "content": "word " * 600}], max_tokens=4)
+    llm.close()
+
+
+@pytest.mark.models
+def test_llamacpp_entropy_and_options_match_full_logits():
+    """The optional full-vocabulary engine (llama-cpp-python, `make llamacpp`); skipped where it is not built."""
+    pytest.importorskip("llama_cpp")
     from llama_cpp import Llama
 
-    llm = cpu_pool.llm("smollm2-135m")
+    pool = Pool.from_config(yaml.safe_load((CONF_DIR / "pool" / "cpu_llamacpp.yaml").read_text()))
+    llm = pool.llm("smollm2-135m")
     gen = llm.generate(MSGS, max_tokens=16)
-    assert gen.completion_tokens > 0 and len(gen.entropies) == gen.completion_tokens
+    assert gen.completion_tokens > 0 and len(gen.entropies) == gen.completion_tokens and not gen.entropy_approximate
     prompt = llm.prompt_tokens(MSGS)
     completion = llm.llm.tokenize(gen.text.encode(), add_bos=False, special=False)
     reference = Llama(model_path=str(llm.model_path), n_ctx=512, logits_all=True, verbose=False)
@@ -186,30 +241,17 @@ def test_each_cpu_agent_answers_a_trivial_prompt(cpu_pool, agent):
 # -------------------------------------------------------------------------- OpenAI-compatible (real)
 
 @pytest.fixture(scope="module")
-def llama_server(tmp_path_factory):
-    """llama-cpp-python's OpenAI-compatible server on 127.0.0.1, serving the real SmolLM2 file."""
-    path = verified_asset("smollm2-135m-instruct-q4_1")
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"  # a file, not a pipe: llama.cpp logs a lot
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2"],
-                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
-    url = f"http://127.0.0.1:{port}/v1"
+def llama_server():
+    """llama.cpp's own OpenAI-compatible HTTP server (embedded in xllamacpp) on 127.0.0.1, serving SmolLM2."""
+    from sale.llm.xllamacpp_backend import XLlamaCppLLM
+
+    llm = XLlamaCppLLM("smollm2-server", verified_asset("smollm2-135m-instruct-q4_1"), n_ctx=2048)
     deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-        if proc.poll() is not None:
-            raise RuntimeError(log.read_text()[-2000:])
-    else:
-        proc.kill()
-        raise RuntimeError(f"the server did not answer within 60 s:\n{log.read_text()[-2000:]}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    while httpx.get(f"{llm.url}/models", timeout=5).status_code != 200:
+        assert time.time() < deadline, "the embedded server did not answer within 60 s"
+        time.sleep(0.3)
+    yield llm.url
+    llm.close()
 
 
 @pytest.mark.models

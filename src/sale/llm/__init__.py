@@ -7,12 +7,29 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
 from sale.llm.base import LLM, Generation, LLMError, OptionScores  # noqa: F401
 
-BACKENDS = ("llamacpp", "transformers", "openai")
+BACKENDS = ("xllamacpp", "llamacpp", "transformers", "openai")
+ENGINE_PACKAGES = {"xllamacpp": "xllamacpp", "llamacpp": "llama-cpp-python", "transformers": "transformers"}
+# Pool options that change how fast a call runs, never what it returns: left out of the call-cache key.
+EXECUTION_ONLY_OPTIONS = {"n_threads", "timeout_s", "api_key_env"}
+
+
+def engine_id(backend: str) -> str:
+    """The backend and the installed version of the engine behind it, e.g. xllamacpp==2026.10.11549."""
+    package = ENGINE_PACKAGES.get(backend)
+    if package is None:
+        return backend
+    try:
+        return f"{backend}=={importlib.metadata.version(package)}"
+    except importlib.metadata.PackageNotFoundError:
+        return backend
 
 
 @dataclass
@@ -81,23 +98,37 @@ class Pool:
         return self._loaded[name]
 
     def model_key(self, name: str) -> str:
-        """Identifies the model's weights for the generation cache (the file hash where one exists)."""
+        """What the call cache keys a call's model on: the engine and its version, the weights (the file's sha256
+        where there is one), and every backend option that can change what the model writes. Two engines never
+        answer for each other, even on the same file."""
         spec = self.spec(name)
-        asset = spec.options.get("asset")
+        opts = {k: v for k, v in spec.options.items() if k not in EXECUTION_ONLY_OPTIONS}
+        asset = opts.pop("asset", None)
         if asset and not asset.startswith("tiny:"):
             from sale.assets import catalogue
 
-            return "sha256:" + catalogue()[asset]["sha256"]
-        return f"{spec.backend}:{asset or spec.options.get('model')}:{spec.options.get('base_url', '')}"
+            weights = "sha256:" + catalogue()[asset]["sha256"]
+        else:
+            weights = str(asset or opts.pop("model", None) or opts.pop("model_path", ""))
+        extra = json.dumps(opts, sort_keys=True, default=str) if opts else ""
+        return f"{engine_id(spec.backend)}|{weights}|{extra}"
 
 
 def load_backend(spec: AgentSpec, pool_name: str | None = None) -> LLM:
     opts = dict(spec.options)
-    if spec.backend == "llamacpp":
+    if spec.backend in ("xllamacpp", "llamacpp"):
         from sale.assets import verified_asset
-        from sale.llm.llamacpp import LlamaCppLLM
 
         path = verified_asset(opts.pop("asset"), pool_name) if "asset" in opts else opts.pop("model_path")
+        if spec.backend == "xllamacpp":
+            from sale.llm.xllamacpp_backend import XLlamaCppLLM
+
+            return XLlamaCppLLM(spec.name, path, **opts)
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise LLMError(f"agent {spec.name!r} uses backend llamacpp, but llama-cpp-python is not installed (an "
+                           "optional extra that compiles llama.cpp): run `make llamacpp`, or use pool=cpu (xllamacpp)")
+        from sale.llm.llamacpp import LlamaCppLLM
+
         return LlamaCppLLM(spec.name, path, **opts)
     if spec.backend == "transformers":
         from sale.llm.transformers_backend import TransformersLLM

@@ -78,12 +78,31 @@ def entropy_from_logits(logits: np.ndarray) -> float:
     return math.log(s) - float((z * y).sum(dtype=np.float64)) / s
 
 
-def entropy_from_top_logprobs(logprobs: Sequence[float]) -> float:
-    """Entropy over the top-k alternatives only, renormalised to sum to 1 (an approximation)."""
+ENTROPY_ESTIMATORS = ("renormalised", "tail_bound")
+
+
+def entropy_from_top_logprobs(logprobs: Sequence[float], estimator: str = "renormalised") -> float:
+    """Entropy (nats) of a next-token distribution known only through its top-k log-probabilities.
+
+    renormalised: the entropy of the top k alone, renormalised to sum to 1 (all a server tells when its
+      log-probabilities are themselves renormalised over the top k).
+    tail_bound: the top k's own terms, -sum p log p, plus the tail mass r = 1 - sum p at the smallest listed
+      probability, r * -log p_k. Every tail token has p <= p_k, so this is a lower bound on the true entropy,
+      and it is exact when the tail is empty. It needs log-probabilities over the full softmax (llama.cpp's
+      server gives those; vLLM's by default too).
+    The error of each against the full vocabulary is measured in scripts/entropy_fidelity.py.
+    """
     lp = np.asarray(list(logprobs), dtype=np.float64)
     if lp.size == 0:
         return 0.0
-    return entropy_from_logits(lp)
+    if estimator == "renormalised":
+        return entropy_from_logits(lp)
+    if estimator != "tail_bound":
+        raise ValueError(f"unknown entropy estimator {estimator!r}; one of {ENTROPY_ESTIMATORS}")
+    lp = lp[np.isfinite(lp)]
+    p = np.exp(lp)
+    tail = max(0.0, 1.0 - float(p.sum()))
+    return float(-(p * lp).sum()) + tail * float(-lp.min())
 
 
 def option_probs_from_logits(logits: np.ndarray, option_ids: Sequence[int]) -> tuple[list[float], float]:

@@ -1,4 +1,4 @@
-"""OpenAI-compatible HTTP backend (what vLLM, SGLang and llama-cpp-python's server speak).
+"""OpenAI-compatible HTTP backend (what vLLM, SGLang and llama.cpp's server speak).
 
 Token counts come from the response's `usage`. Entropy comes from `top_logprobs` (at most 20 alternatives),
 renormalised over those alternatives, so it is a lower bound on the true entropy: results mark it approximate.
@@ -35,7 +35,7 @@ class OpenAICompatLLM:
             resp = self.client.post(url, json=body)
         except httpx.HTTPError as e:
             raise LLMError(f"{self.name}: cannot reach {url} ({type(e).__name__}: {e}). Is the server running? "
-                           f"e.g. `vllm serve {self.model}` or `python -m llama_cpp.server --model FILE`") from e
+                           f"e.g. `vllm serve {self.model}` or llama.cpp's `llama-server -m FILE`") from e
         if resp.status_code != 200:
             raise LLMError(f"{self.name}: {url} answered {resp.status_code}: {resp.text[:500]}")
         return resp.json()
