@@ -260,7 +260,7 @@ def test_openai_backend_against_a_real_local_server(llama_server):
     gen = llm.generate(MSGS, max_tokens=16)
     assert "paris" in gen.text.lower()
     assert gen.prompt_tokens > 10 and gen.completion_tokens >= 1 and gen.entropy_approximate
-    assert len(gen.entropies) >= 1 and all(0 <= h <= np.log(10) + 1e-9 for h in gen.entropies)
+    assert len(gen.entropies) >= 1 and all(0 <= h <= np.log(49152) for h in gen.entropies)
     scores = llm.score_options([{"role": "user", "content": "Pick a digit from 0 to 5. Reply with the digit only."}],
                                DIGITS)
     assert scores.approximate and sum(scores.probs) == pytest.approx(1.0) and scores.option_mass > 0

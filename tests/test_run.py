@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from sale import CONF_DIR, REPO_ROOT
+from sale import CONF_DIR, DATA_DIR, REPO_ROOT
 from sale.runlog import Journal
 
 
@@ -124,6 +124,23 @@ def test_a_run_directory_refuses_another_config(tmp_path, tiny_pool):
     second = sale_run(run_dir, "method=single", "method.agents=largest", "run.limit=2")
     out = second.communicate(timeout=300)[0]
     assert second.returncode != 0 and "different config (method differ)" in out
+
+
+def test_a_committed_run_refuses_another_engine_and_names_the_one_that_made_it(tmp_path):
+    """The committed cpu runs were made by llama-cpp-python; the default engine is refused there, by name, before
+    any model loads, and pool=cpu_llamacpp is exactly their pool."""
+    from sale.run import check_same_config
+
+    run_dir = tmp_path / "scaling-cpu-test"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text((DATA_DIR / "runs" / "scaling-cpu-test" / "config.yaml").read_text())
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        default = compose("config", overrides=["experiment=scaling"])
+        old_engine = compose("config", overrides=["experiment=scaling", "pool=cpu_llamacpp"])
+    with pytest.raises(SystemExit, match=r"(?s)pool differ.*made by the llamacpp engine.*uses xllamacpp.*"
+                                         r"pool=cpu_llamacpp"):
+        check_same_config(run_dir, default)
+    check_same_config(run_dir, old_engine)  # the same pool: resumes
 
 
 def test_bad_config_values_are_clear_errors(tmp_path, tiny_pool):

@@ -41,6 +41,17 @@ def _without_nulls(value):
     return value
 
 
+def _engine_hint(saved_pool: dict | None, pool: dict) -> str:
+    def engines(p):
+        return sorted({str(a.get("backend")) for a in ((p or {}).get("agents") or {}).values()})
+
+    if engines(saved_pool) == engines(pool):
+        return ""
+    return (f"\n  The run was made by the {'/'.join(engines(saved_pool))} engine and this config uses "
+            f"{'/'.join(engines(pool))}: two engines write different text, so their results are never mixed. A pool "
+            f"file with the run's backend resumes it (the committed cpu runs: pool=cpu_llamacpp, after `make llamacpp`).")
+
+
 def check_same_config(run_dir: Path, cfg: DictConfig) -> None:
     """A run directory belongs to one config: resuming it with another would mix results."""
     path = run_dir / "config.yaml"
@@ -52,7 +63,8 @@ def check_same_config(run_dir: Path, cfg: DictConfig) -> None:
         changed = [k for k in keys if _without_nulls(saved.get(k)) != _without_nulls(current[k])]
         if changed:
             raise SystemExit(f"error: {run_dir} holds a run with a different config ({', '.join(changed)} differ).\n"
-                             f"  Resume it with the same overrides, or choose another run.name=...")
+                             f"  Resume it with the same overrides, or choose another run.name=..."
+                             + _engine_hint(saved.get("pool"), current["pool"]))
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, path, resolve=True)

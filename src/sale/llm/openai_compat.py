@@ -1,7 +1,9 @@
 """OpenAI-compatible HTTP backend (what vLLM, SGLang and llama.cpp's server speak).
 
-Token counts come from the response's `usage`. Entropy comes from `top_logprobs` (at most 20 alternatives),
-renormalised over those alternatives, so it is a lower bound on the true entropy: results mark it approximate.
+Token counts come from the response's `usage`. Entropy comes from `top_logprobs` (vLLM returns at most 20 by
+default), estimated by base.entropy_from_top_logprobs: by default the top k's own terms plus a lower bound for the
+tail, which equals the renormalised entropy when a server's log-probabilities already sum to 1 over the top k.
+Results mark it approximate.
 """
 
 from __future__ import annotations
@@ -13,17 +15,22 @@ from typing import Sequence
 import httpx
 import numpy as np
 
-from sale.llm.base import Generation, LLMError, Message, OptionScores, entropy_from_top_logprobs
+from sale.llm.base import (ENTROPY_ESTIMATORS, Generation, LLMError, Message, OptionScores,
+                           entropy_from_top_logprobs)
 
 
 class OpenAICompatLLM:
     def __init__(self, name: str, base_url: str, model: str, top_logprobs: int = 20, timeout_s: float = 600.0,
-                 api_key_env: str = "OPENAI_API_KEY", extra_body: dict | None = None):
+                 api_key_env: str = "OPENAI_API_KEY", extra_body: dict | None = None,
+                 entropy_estimator: str = "tail_bound"):
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.top_logprobs = int(top_logprobs)
         self.extra_body = dict(extra_body or {})
+        if entropy_estimator not in ENTROPY_ESTIMATORS:
+            raise LLMError(f"{name}: entropy_estimator must be one of {ENTROPY_ESTIMATORS}, got {entropy_estimator!r}")
+        self.entropy_estimator = entropy_estimator
         key = os.environ.get(api_key_env, "EMPTY")
         self.client = httpx.Client(timeout=timeout_s, headers={"Authorization": f"Bearer {key}"})
 
@@ -50,8 +57,8 @@ class OpenAICompatLLM:
         latency = time.perf_counter() - t0
         choice = data["choices"][0]
         steps = (choice.get("logprobs") or {}).get("content") or []
-        entropies = [entropy_from_top_logprobs([alt["logprob"] for alt in step.get("top_logprobs") or []])
-                     for step in steps]
+        entropies = [entropy_from_top_logprobs([alt["logprob"] for alt in step.get("top_logprobs") or []],
+                                               self.entropy_estimator) for step in steps]
         usage = data.get("usage") or {}
         return Generation(text=choice["message"].get("content") or "", prompt_tokens=int(usage.get("prompt_tokens", 0)),
                           completion_tokens=int(usage.get("completion_tokens", len(steps))), entropies=entropies,
