@@ -14,7 +14,7 @@ The machine may be shared: compare ratios within one run.
 
     .venv/bin/python scripts/bench_backends.py                          # cpu pool, xllamacpp (~5 min, 2 cores)
     .venv/bin/python scripts/bench_backends.py --server                 # + the embedded HTTP server, OpenAICompatLLM
-    .venv/bin/python scripts/bench_backends.py --pool cpu_llamacpp      # llama-cpp-python, where it is built
+    .venv/bin/python scripts/bench_backends.py --pool cpu cpu_llamacpp  # + llama-cpp-python, where it is built
     .venv/bin/python scripts/bench_backends.py --backends xllamacpp transformers   # + transformers on a GGUF file
     .venv/bin/python scripts/bench_backends.py --pool tiny              # transformers path on tiny random models
 
@@ -230,7 +230,7 @@ def machine_info() -> dict:
             "git_commit": commit.stdout.strip()}
 
 
-def markdown(results: list[tuple[str, str, dict]], info: dict, command: str, threads: int | None) -> str:
+def markdown(results: list[tuple[str, str, str, dict]], info: dict, command: str, threads: int | None) -> str:
     head = [c[1] for c in COLUMNS]
     lines = [f"Backend benchmark, {info['timestamp']}: {info['cpu_count']} x {info['cpu_model']}, load average "
              f"{info['loadavg_1m']:.2f} at start, Python {info['python']}, {info['engines']}, "
@@ -239,16 +239,17 @@ def markdown(results: list[tuple[str, str, dict]], info: dict, command: str, thr
              "ours/raw = our generate tok/s (with the entropy of every token) over the raw engine's tok/s on the same "
              "greedy call, interleaved (xllamacpp: handle_chat_completions without log-probabilities; llamacpp: "
              "Llama.create_completion).", "",
-             "| agent | backend | " + " | ".join(head) + " |", "|---|---|" + "---:|" * len(head)]
-    for agent, backend, m in results:
+             "| pool | agent | backend | " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * len(head)]
+    for pool_name, agent, backend, m in results:
         cells = [fmt.format(median(m[key])) if key in m else "" for key, _, fmt in COLUMNS]
-        lines.append(f"| {agent} | {backend} | " + " | ".join(cells) + " |")
+        lines.append(f"| {pool_name} | {agent} | {backend} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pool", default="cpu", help="pool config under conf/pool/ (default: cpu)")
+    ap.add_argument("--pool", nargs="+", default=["cpu"],
+                    help="pool configs under conf/pool/, measured in one run (default: cpu; e.g. cpu cpu_llamacpp)")
     ap.add_argument("--agents", nargs="+", help="only these agents (default: all of the pool)")
     ap.add_argument("--backends", nargs="+", choices=["xllamacpp", "llamacpp", "transformers"],
                     help="backends to run (default: each agent's own). Adding transformers on a llama.cpp pool runs "
@@ -266,39 +267,45 @@ def main() -> None:
     ap.add_argument("--backend", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
+        args.pool = args.pool[0]
         return child(args)
 
-    pool = load_pool(args.pool)
-    agents = [a for a in pool.agents if not args.agents or a.name in args.agents]
-    backends = args.backends or sorted({a.backend for a in agents})
-    jobs = [(a.name, a.backend) for a in agents if a.backend in backends]
-    gguf = [a for a in agents if a.backend in LLAMA_CPP]
-    if "transformers" in backends and gguf:
-        jobs.append((gguf[0].name, "transformers"))
+    pools = {name: load_pool(name) for name in args.pool}
+    jobs = []  # (pool file, agent, backend)
+    for name, pool in pools.items():
+        agents = [a for a in pool.agents if not args.agents or a.name in args.agents]
+        backends = args.backends or sorted({a.backend for a in agents})
+        jobs += [(name, a.name, a.backend) for a in agents if a.backend in backends]
+        gguf = [a for a in agents if a.backend in LLAMA_CPP]
+        if "transformers" in backends and gguf:
+            jobs.append((name, gguf[0].name, "transformers"))
     info, command = machine_info(), " ".join([".venv/bin/python", *sys.argv])
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
-    for agent, backend in jobs:
-        print(f"[bench] {agent} / {backend} ...", file=sys.stderr, flush=True)
+    for pool_name, agent, backend in jobs:
+        print(f"[bench] {pool_name} / {agent} / {backend} ...", file=sys.stderr, flush=True)
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
-            subprocess.run([sys.executable, __file__, "--child", f.name, "--pool", args.pool, "--agent", agent,
+            subprocess.run([sys.executable, __file__, "--child", f.name, "--pool", pool_name, "--agent", agent,
                             "--backend", backend, "--reps", str(args.reps), "--decode-tokens",
                             str(args.decode_tokens), *(["--threads", str(args.threads)] if args.threads else [])],
                            check=True)
-            results.append((agent, backend, json.loads(Path(f.name).read_text())))
+            results.append((pool_name, agent, backend, json.loads(Path(f.name).read_text())))
+    first = next(iter(pools))
+    gguf = [a for a in pools[first].agents if a.backend in LLAMA_CPP]
     if args.server and gguf:
         print(f"[bench] {gguf[0].name} / llama.cpp server over HTTP ...", file=sys.stderr, flush=True)
-        results.append((gguf[0].name, "openai (llama.cpp server)",
-                        bench_server(pool, gguf[0].name, args.reps, args.decode_tokens, args.threads or os.cpu_count())))
+        results.append((first, gguf[0].name, "openai (llama.cpp server)",
+                        bench_server(pools[first], gguf[0].name, args.reps, args.decode_tokens,
+                                     args.threads or os.cpu_count())))
 
     import pandas as pd
 
-    params = {a.name: a.params_b for a in pool.agents}
-    rows = [{"pool": pool.name, "agent": agent, "backend": backend, "params_b": params[agent], "measurement": key,
+    params = {a.name: a.params_b for pool in pools.values() for a in pool.agents}
+    rows = [{"pool": pool_name, "agent": agent, "backend": backend, "params_b": params[agent], "measurement": key,
              "value": float(median(vals)), "unit": UNITS[key], "samples": [float(v) for v in vals],
              "reps": args.reps, "decode_max_tokens": args.decode_tokens, "threads": args.threads or 0,
              "command": command, **info}
-            for agent, backend, m in results for key, vals in m.items()]
+            for pool_name, agent, backend, m in results for key, vals in m.items()]
     pd.DataFrame(rows).to_parquet(args.out / "backends.parquet", index=False)
     table = markdown(results, info, command, args.threads)
     (args.out / "backends.md").write_text(table)
