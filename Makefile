@@ -7,7 +7,7 @@ export TOKENIZERS_PARALLELISM ?= false
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
-setup:  ## venv + package + cpu-pool model files (idempotent)
+setup:  ## venv + package (prebuilt wheels) + cpu-pool model files + engine check (idempotent)
 	@bash scripts/setup.sh
 
 test: setup  ## the whole test suite, real-model tests included (what CI runs)
@@ -29,7 +29,7 @@ bench: setup  ## backend speed benchmark (writes data/bench/backends.parquet)
 # on hosts whose VM does not enable all they announce (AMX, AVX-512), and never from pip's wheel cache, which may hold
 # a build made on another CPU.
 LLAMACPP_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
-llamacpp: setup  ## optional: llama-cpp-python built portably (~6 min), the full-vocabulary llama.cpp backend
+llamacpp: setup  ## optional: llama-cpp-python built portably (6-9 min), the full-vocabulary engine (pool=cpu_llamacpp)
 	CMAKE_ARGS="$(LLAMACPP_CMAKE_ARGS)" FORCE_CMAKE=1 $(PY) -m pip install --no-cache-dir --no-binary llama-cpp-python \
 		"llama-cpp-python==0.3.36"
 	POOL=cpu_llamacpp bash scripts/setup.sh

@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 PY=.venv/bin/python
-POOL=${POOL:-cpu}
+POOL=${POOL:-cpu}  # a file in conf/pool/; its `name` names the runs (cpu_llamacpp is named cpu: the committed runs)
+POOL_NAME=$($PY -c "import yaml, sys; print(yaml.safe_load(open('conf/pool/$POOL.yaml'))['name'])")
 STAGES=${*:-scaling_test scaling_train fit main ablations overhead figures}
 
 for stage in $STAGES; do
@@ -19,7 +20,7 @@ for stage in $STAGES; do
     fit)           $PY -m sale.fit pool=$POOL ;;
     main)          $PY -m sale.run -m experiment=main pool=$POOL ;;
     ablations)     $PY -m sale.run -m experiment=ablations pool=$POOL ;;
-    overhead)      $PY scripts/bench_auction.py data/runs/main-sale-$POOL ;;
+    overhead)      $PY scripts/bench_auction.py data/runs/main-sale-$POOL_NAME ;;
     figures)       $PY scripts/run_notebooks.py ;;
     *) echo "unknown stage $stage; one of: scaling_test scaling_train fit main ablations overhead figures" >&2; exit 2 ;;
   esac
