@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from sale import CONF_DIR
+from sale.llm import engine_id
 
 LOCAL_ENGINES = ("xllamacpp", "llamacpp")
 # The instruction-set extensions that decide which llama.cpp kernels can run here.
@@ -58,15 +59,9 @@ def smallest_local_agent(pool_name: str) -> tuple[str, str] | None:
     return min(local)[1:] if local else None
 
 
-def _engine_version(backend: str) -> str:
-    from sale.llm import engine_id
-
-    return engine_id(backend)
-
-
 def stamp_value(pool_name: str, agent: str, backend: str) -> str:
     model, flags = cpu_summary()
-    text = json.dumps([pool_name, agent, _engine_version(backend), model, flags, sys.executable])
+    text = json.dumps([pool_name, agent, engine_id(backend), model, flags, sys.executable])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -86,7 +81,7 @@ def describe_death(returncode: int) -> str:
 def failure_message(agent: str, backend: str, how: str, output: str) -> str:
     model, flags = cpu_summary()
     missing = [f for f in ("avx", "avx2", "fma", "f16c") if f not in flags]
-    lines = [f"error: the llama.cpp engine ({_engine_version(backend)}) cannot run on this machine: loading "
+    lines = [f"error: the llama.cpp engine ({engine_id(backend)}) cannot run on this machine: loading "
              f"{agent} and generating 4 tokens in a child process ended with {how}.",
              f"  CPU: {model}; {platform.machine()}",
              f"  CPU features: {' '.join(flags) or '(none of the relevant ones announced)'}"]
@@ -123,6 +118,8 @@ def check(pool_name: str, stamp: Path | None, force: bool = False) -> int:
     want = stamp_value(pool_name, agent, backend)
     if not force and stamp is not None and stamp.exists() and stamp.read_text().strip() == want:
         return 0
+    if stamp is not None:
+        stamp.unlink(missing_ok=True)  # only a pass below writes it again
     cmd = [sys.executable, "-m", "sale.engine_check", f"pool={pool_name}", "--child", agent]
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
@@ -131,15 +128,13 @@ def check(pool_name: str, stamp: Path | None, force: bool = False) -> int:
         print(failure_message(agent, backend, f"no answer within {TIMEOUT_S} s", out), file=sys.stderr)
         return 1
     if res.returncode != 0:
-        if stamp is not None:
-            stamp.unlink(missing_ok=True)
         print(failure_message(agent, backend, describe_death(res.returncode), res.stdout + res.stderr),
               file=sys.stderr)
         return 1
     if stamp is not None:
         stamp.write_text(want + "\n")
     model, _ = cpu_summary()
-    print(f"[engine] {_engine_version(backend)} runs on this CPU ({model}): {res.stdout.strip()}")
+    print(f"[engine] {engine_id(backend)} runs on this CPU ({model}): {res.stdout.strip()}")
     return 0
 
 

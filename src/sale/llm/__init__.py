@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import importlib.util
+import json
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -105,6 +105,25 @@ def entropy_from_top_logprobs(logprobs: Sequence[float], estimator: str = "renor
     return float(-(p * lp).sum()) + tail * float(-lp.min())
 
 
+def check_entropy_estimator(agent: str, estimator: str) -> str:
+    if estimator not in ENTROPY_ESTIMATORS:
+        raise LLMError(f"{agent}: entropy_estimator must be one of {ENTROPY_ESTIMATORS}, got {estimator!r}")
+    return estimator
+
+
+def generation_from_chat_completion(data: dict, latency_s: float, estimator: str) -> Generation:
+    """A Generation from an OpenAI-style chat completion with per-token `top_logprobs` (vLLM, SGLang, llama.cpp's
+    server): entropies estimated from the top k, and marked approximate."""
+    choice = data["choices"][0]
+    steps = (choice.get("logprobs") or {}).get("content") or []
+    entropies = [entropy_from_top_logprobs([alt["logprob"] for alt in step.get("top_logprobs") or []], estimator)
+                 for step in steps]
+    usage = data.get("usage") or {}
+    return Generation(text=choice["message"].get("content") or "", prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                      completion_tokens=int(usage.get("completion_tokens", len(steps))), entropies=entropies,
+                      latency_s=latency_s, entropy_approximate=True, finish_reason=choice.get("finish_reason") or "stop")
+
+
 def option_probs_from_logits(logits: np.ndarray, option_ids: Sequence[int]) -> tuple[list[float], float]:
     """Probabilities of the option tokens, renormalised over the options; also their raw total mass."""
     x = np.asarray(logits, dtype=np.float64)

@@ -15,8 +15,8 @@ from typing import Sequence
 import httpx
 import numpy as np
 
-from sale.llm.base import (ENTROPY_ESTIMATORS, Generation, LLMError, Message, OptionScores,
-                           entropy_from_top_logprobs)
+from sale.llm.base import (Generation, LLMError, Message, OptionScores, check_entropy_estimator,
+                           generation_from_chat_completion)
 
 
 class OpenAICompatLLM:
@@ -28,9 +28,7 @@ class OpenAICompatLLM:
         self.model = model
         self.top_logprobs = int(top_logprobs)
         self.extra_body = dict(extra_body or {})
-        if entropy_estimator not in ENTROPY_ESTIMATORS:
-            raise LLMError(f"{name}: entropy_estimator must be one of {ENTROPY_ESTIMATORS}, got {entropy_estimator!r}")
-        self.entropy_estimator = entropy_estimator
+        self.entropy_estimator = check_entropy_estimator(name, entropy_estimator)
         key = os.environ.get(api_key_env, "EMPTY")
         self.client = httpx.Client(timeout=timeout_s, headers={"Authorization": f"Bearer {key}"})
 
@@ -54,16 +52,7 @@ class OpenAICompatLLM:
         if stop:
             params["stop"] = list(stop)
         data = self._chat(messages, **params)
-        latency = time.perf_counter() - t0
-        choice = data["choices"][0]
-        steps = (choice.get("logprobs") or {}).get("content") or []
-        entropies = [entropy_from_top_logprobs([alt["logprob"] for alt in step.get("top_logprobs") or []],
-                                               self.entropy_estimator) for step in steps]
-        usage = data.get("usage") or {}
-        return Generation(text=choice["message"].get("content") or "", prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                          completion_tokens=int(usage.get("completion_tokens", len(steps))), entropies=entropies,
-                          latency_s=latency, entropy_approximate=True,
-                          finish_reason=choice.get("finish_reason") or "stop")
+        return generation_from_chat_completion(data, time.perf_counter() - t0, self.entropy_estimator)
 
     def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:
         t0 = time.perf_counter()

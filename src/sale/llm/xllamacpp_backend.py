@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from sale.llm.base import (ENTROPY_ESTIMATORS, Generation, LLMError, Message, OptionScores,
-                           entropy_from_top_logprobs)
+from sale.llm.base import (Generation, LLMError, Message, OptionScores, check_entropy_estimator,
+                           generation_from_chat_completion)
 
 WHOLE_VOCABULARY = 1 << 20  # more log-probabilities than any vocabulary has: llama.cpp then returns them all
 
@@ -38,15 +38,12 @@ class XLlamaCppLLM:
         self.model_path = Path(model_path)
         self.top_logprobs = int(top_logprobs)
         self.option_top_logprobs = int(option_top_logprobs)
-        if entropy_estimator not in ENTROPY_ESTIMATORS:
-            raise LLMError(f"{name}: entropy_estimator must be one of {ENTROPY_ESTIMATORS}, got {entropy_estimator!r}")
-        self.entropy_estimator = entropy_estimator
-        self.n_ctx = int(n_ctx)
+        self.entropy_estimator = check_entropy_estimator(name, entropy_estimator)
         threads = n_threads or os.cpu_count() or 1
         params = xllamacpp.CommonParams()
         params.model.path = str(model_path)
         # each slot gets its own n_ctx: a slot must hold a whole conversation, whatever the other slots hold
-        params.n_ctx = self.n_ctx * int(n_parallel)
+        params.n_ctx = int(n_ctx) * int(n_parallel)
         params.n_parallel = int(n_parallel)
         params.n_batch = int(n_batch)
         params.cpuparams.n_threads = threads
@@ -84,17 +81,7 @@ class XLlamaCppLLM:
         if stop:
             body["stop"] = list(stop)
         out = self.chat(messages, **body)
-        latency = time.perf_counter() - t0
-        choice = out["choices"][0]
-        steps = (choice.get("logprobs") or {}).get("content") or []
-        usage = out.get("usage") or {}
-        entropies = [entropy_from_top_logprobs([alt["logprob"] for alt in step.get("top_logprobs") or []],
-                                               self.entropy_estimator)
-                     for step in steps]
-        return Generation(text=choice["message"].get("content") or "", prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                          completion_tokens=int(usage.get("completion_tokens", len(steps))),
-                          entropies=entropies, latency_s=latency, entropy_approximate=True,
-                          finish_reason=choice.get("finish_reason") or "stop")
+        return generation_from_chat_completion(out, time.perf_counter() - t0, self.entropy_estimator)
 
     def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:
         t0 = time.perf_counter()
