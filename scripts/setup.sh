@@ -27,7 +27,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     $PIP install -q torch==2.13.0
   fi
   echo "[setup] installing the sale package and its dependencies"
-  $PIP install -q -e .
+  $PIP install -q -e ".[cluster]"
   echo "$want" > "$stamp"
 fi
 "$VENV/bin/python" -m sale.assets fetch "pool=$POOL"
