@@ -73,36 +73,39 @@ def test_resuming_tolerates_a_config_key_added_later_with_a_null_default(tmp_pat
 
 
 def test_killed_run_resumes_without_losing_or_repeating_work(tmp_path, tiny_pool):
+    """SIGKILL with 4 tasks in flight (4 task orders, each a SALE stream, at run.concurrency=4), then a rerun: nothing
+    lost, nothing done twice, and the same decisions as an uninterrupted run one task at a time."""
     from sale.auction.weights import Weights
 
     # Entropy-only weights make the provisional winner vary between tasks, so cheaper agents refine from memory
     # and the resumed run must rebuild that memory from the journal to reach the same decisions.
     weights = tmp_path / "weights.json"
     Weights(w_cost=0.0, w_entropy=1.0, w_jury={a: 0.0 for a in tiny_pool.names}).save(weights)
-    args = ["method=sale", "run.limit=6", "run.orders=2", f"auction.weights.path={weights}"]
-    reference = sale_run(tmp_path / "uninterrupted", *args).communicate(timeout=600)[0]
+    args = ["method=sale", "run.limit=5", "run.orders=4", f"auction.weights.path={weights}"]
+    reference = sale_run(tmp_path / "uninterrupted", *args).communicate(timeout=900)[0]
     assert "pass@1" in reference, reference[-3000:]
 
     run_dir = tmp_path / "run"
-    proc = sale_run(run_dir, *args)
+    proc = sale_run(run_dir, *args, "run.concurrency=4")
     journal = run_dir / "journal.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if journal.exists() and len(journal.read_text().splitlines()) >= 3:
+        if journal.exists() and len(journal.read_text().splitlines()) >= 5:
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     assert proc.poll() is None, "the run finished before it could be killed: " + proc.stdout.read()[-2000:]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with open(journal, "a") as f:  # a kill mid-write leaves half a line behind
         f.write('{"key": ["sale", 1, "half')
     before = {tuple(r["key"]): r for r in Journal(run_dir).records()}
-    assert 3 <= len(before) < 12
+    assert 5 <= len(before) < 20
+    assert len({k[1] for k in before}) > 1  # the orders ran side by side
 
-    out = sale_run(run_dir, *args).communicate(timeout=600)[0]
-    assert f"{len(before)} done, {12 - len(before)} to run" in out, out[-3000:]
+    out = sale_run(run_dir, *args, "run.concurrency=4").communicate(timeout=900)[0]
+    assert f"{len(before)} done, {20 - len(before)} to run, 4 in flight" in out, out[-3000:]
     results = pd.read_parquet(run_dir / "results.parquet")
-    assert len(results) == 12 and not results.duplicated(["arm", "order", "task_id"]).any()
+    assert len(results) == 20 and not results.duplicated(["arm", "order", "task_id"]).any()
     after = {tuple(r["key"]): r for r in Journal(run_dir).records()}
     assert all(after[k] == v for k, v in before.items())  # finished work is kept as it was
     bids = pd.read_parquet(run_dir / "bids.parquet")
@@ -115,6 +118,43 @@ def test_killed_run_resumes_without_losing_or_repeating_work(tmp_path, tiny_pool
     cols = ["order", "task_id", "agent", "plan", "passed", "tokens"]
     expected = pd.read_parquet(tmp_path / "uninterrupted" / "results.parquet")[cols].sort_values(cols[:2])
     assert results[cols].sort_values(cols[:2]).reset_index(drop=True).equals(expected.reset_index(drop=True))
+    # each task's calls are logged in the same order as one task at a time
+    ref_calls = pd.read_parquet(tmp_path / "uninterrupted" / "calls.parquet")
+    key = ["order", "task_id", "call_index"]
+    cols = key + ["agent", "phase", "tokens"]
+    assert calls[cols].sort_values(key).reset_index(drop=True).equals(
+        ref_calls[cols].sort_values(key).reset_index(drop=True))
+
+
+def test_a_run_killed_with_many_tasks_in_flight_on_a_served_pool_resumes(tmp_path):
+    """Plumbing at 16 in flight, against the stub server (fixed 1 s answers; pool=stub): kill, rerun, nothing lost
+    or repeated, and the server the killed run started does not outlive it."""
+    args = ["pool=stub", "tasks=phantomwiki", "tasks.per_bin=null", "method=single", "run.limit=64",
+            "run.concurrency=16", "pool.agents.stub.serve.delay_s=1.0"]
+    run_dir = tmp_path / "run"
+    proc = sale_run(run_dir, *args)
+    journal = run_dir / "journal.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if journal.exists() and len(journal.read_text().splitlines()) >= 16:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed: " + proc.stdout.read()[-2000:]
+    server_pid = int(subprocess.check_output(["pgrep", "-P", str(proc.pid), "-f", "stub_server"]).split()[0])
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {tuple(r["key"]) for r in Journal(run_dir).records()}
+    assert 16 <= len(before) < 64
+    deadline = time.time() + 10
+    while time.time() < deadline and os.path.exists(f"/proc/{server_pid}"):
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{server_pid}"), "the stub server outlived the killed run"
+
+    out = sale_run(run_dir, *args).communicate(timeout=300)[0]
+    assert f"{len(before)} done, {64 - len(before)} to run, 16 in flight" in out, out[-3000:]
+    results = pd.read_parquet(run_dir / "results.parquet")
+    assert len(results) == 64 and not results.duplicated(["arm", "order", "task_id"]).any()
+    assert (results["started_at"] < results["finished_at"]).all()
 
 
 def test_a_run_directory_refuses_another_config(tmp_path, tiny_pool):

@@ -261,8 +261,9 @@ def pool_assets(pool_name: str) -> list[tuple[str, str]]:
     pool = yaml.safe_load(path.read_text())
     out = []
     for agent, spec in pool["agents"].items():
-        if spec.get("asset"):
-            out.append((agent, spec["asset"]))
+        asset = spec.get("asset") or (spec.get("serve") or {}).get("asset")
+        if asset:
+            out.append((agent, asset))
         elif spec.get("backend") == "transformers" and spec.get("model"):
             out.append((agent, "hub:" + spec["model"]))
     return out

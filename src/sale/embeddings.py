@@ -7,6 +7,7 @@ loaded offline. Any sentence-transformers model id or directory can be named ins
 from __future__ import annotations
 
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -36,12 +37,14 @@ class Embedder:
     def __init__(self, name: str = DEFAULT_EMBEDDER):
         self.name = name
         self._cache: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()  # tasks in flight embed from several threads
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         """Unit-norm embeddings, one row per text (so a dot product is the cosine similarity)."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if missing:
-            vectors = _load(self.name).encode(missing, normalize_embeddings=True, convert_to_numpy=True,
-                                              show_progress_bar=False)
-            self._cache.update(zip(missing, vectors.astype(np.float32)))
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+            if missing:
+                vectors = _load(self.name).encode(missing, normalize_embeddings=True, convert_to_numpy=True,
+                                                  show_progress_bar=False)
+                self._cache.update(zip(missing, vectors.astype(np.float32)))
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 384), dtype=np.float32)

@@ -6,7 +6,7 @@ alike, cost = price ($/Mtok) x tokens / 1e6 (SPEC §6). The ledger also applies 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sale.llm import Pool
 from sale.llm.base import Generation, Message, OptionScores
@@ -34,6 +34,19 @@ class Ledger:
         child = Ledger(self.pool, self.cache, **{**self.tags, **tags})
         child._llms = self._llms
         return child
+
+    def map(self, fn: Callable[["Ledger", Any], Any], items: Sequence) -> list:
+        """[fn(ledger, x) for x in items], concurrently up to the pool's concurrency (independent calls, e.g. an
+        auction's bids). Each item's calls are recorded in item order, whatever order they finished in, so the
+        log of a task does not depend on the concurrency."""
+        from sale.concurrency import parallel_map
+
+        children = [self.for_task() for _ in items]
+        results = parallel_map(lambda pair: fn(*pair), list(zip(children, items)), self.pool.concurrency)
+        for child in children:
+            for call in child.calls:
+                self.calls.append({**call, "call_index": len(self.calls)})
+        return results
 
     def _record(self, agent: str, phase: str, kind: str, prompt_tokens: int, completion_tokens: int,
                 latency_s: float, cached: bool, mean_entropy: float | None = None,

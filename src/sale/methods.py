@@ -2,7 +2,9 @@
 
 A method has arms (e.g. one per agent for `single`, one per threshold for a router sweep). The runner calls
 `start(arm, order, history)` before each task stream (history = that stream's journalled records, so state such
-as SALE's memory is rebuilt on resume) and `run(arm, order, task, ledger)` for each task.
+as SALE's memory is rebuilt on resume) and `run(arm, order, task, ledger)` for each task. `run` may be called from
+several threads at once (sale.concurrency): for different tasks of a method that is not `sequential`, and for
+different (arm, order) streams of one that is; state must therefore live per (arm, order).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def execute(ledger: Ledger, agent: str, task, plan: str | None, agent_cfg) -> di
 class Method:
     arms: list[str]
     order_dependent = False  # True when the task order can change what happens (SALE's memory, random draws)
+    sequential = False  # True when a task depends on the tasks before it in its order (SALE's memory)
 
     def start(self, arm: str, order: int, history: list[dict]) -> None:
         pass
@@ -85,7 +88,7 @@ class Sale(Method):
         from sale.auction.weights import Weights
 
         self.arms = ["sale"]
-        self.order_dependent = True
+        self.order_dependent = self.sequential = True
         self.pool, self.agent_cfg, self.cfg, self.embedder, self.seed = pool, agent_cfg, auction_cfg, embedder, seed
         if auction_cfg.weights.path:
             self.weights = Weights.load(auction_cfg.weights.path)
@@ -94,31 +97,33 @@ class Sale(Method):
                 raise ValueError(f"weights {auction_cfg.weights.path} have no juror weight for {missing}")
         else:
             self.weights = Weights.default(pool.names)
-        self.memory = AuctionMemory(k=int(auction_cfg.memory.k), label=auction_cfg.memory.label)
+        AuctionMemory(k=int(auction_cfg.memory.k), label=auction_cfg.memory.label)  # a bad label fails here
+        self.memories: dict[tuple[str, int], AuctionMemory] = {}  # one per task stream: (arm, order)
 
     def start(self, arm, order, history):
         from sale.auction.bids import Bid
         from sale.auction.memory import AuctionMemory, AuctionRecord
 
-        self.memory = AuctionMemory(k=int(self.cfg.memory.k), label=self.cfg.memory.label)
+        memory = self.memories[(arm, order)] = AuctionMemory(k=int(self.cfg.memory.k), label=self.cfg.memory.label)
         for record in history:  # rebuild the memory exactly as it stood after each journalled auction
             bids = [Bid.from_row(b) for b in record["bids"]]
             winner = next(i for i, b in enumerate(record["bids"]) if b["final_winner"])
             r = record["result"]
-            self.memory.add(AuctionRecord(r["task_id"], r["description"], self.embedder([r["description"]])[0], bids,
-                                          winner, r["passed"]))
+            memory.add(AuctionRecord(r["task_id"], r["description"], self.embedder([r["description"]])[0], bids,
+                                     winner, r["passed"]))
 
     def run(self, arm, order, task, ledger):
         from sale.auction.memory import AuctionRecord
         from sale.auction.sale import run_auction
 
         rng = random.Random(f"{self.seed}/{order}/{task.id}")
+        memory = self.memories[(arm, order)]
         embedding = self.embedder([task.description])[0]
-        auction = run_auction(ledger, self.pool, task, embedding, self.memory, self.weights, self.cfg, rng)
+        auction = run_auction(ledger, self.pool, task, embedding, memory, self.weights, self.cfg, rng)
         win = auction.winning_bid
         result = execute(ledger, win.agent, task, win.plan or None, self.agent_cfg)
-        self.memory.add(AuctionRecord(task.id, task.description, embedding, auction.bids, auction.winner,
-                                      result["passed"]))
+        memory.add(AuctionRecord(task.id, task.description, embedding, auction.bids, auction.winner,
+                                 result["passed"]))
         result.update(description=task.description, provisional_agent=auction.bids[auction.provisional].agent,
                       winner_refined=win.refined)
         bids = [{**b.to_row(), "task_id": task.id, "bid_index": i, "provisional_winner": i == auction.provisional,

@@ -6,6 +6,7 @@
     python -m sale.run --help                                       # every group and option
 
 Rerunning the same command resumes: journalled tasks are skipped (see sale.runlog for the run directory).
+run.concurrency=N keeps N tasks (and N calls per agent) in flight (sale.concurrency); results do not depend on N.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def check_same_config(run_dir: Path, cfg: DictConfig) -> None:
 def run(cfg: DictConfig) -> Path:
     from tqdm.auto import tqdm
 
+    from sale.concurrency import run_streams
     from sale.embeddings import Embedder
     from sale.ledger import Ledger
     from sale.llm import Pool
@@ -84,7 +86,11 @@ def run(cfg: DictConfig) -> Path:
 
     run_dir = Path(cfg.run.dir)
     check_same_config(run_dir, cfg)
-    pool = Pool.from_config(cfg.pool)
+    concurrency = int(cfg.run.get("concurrency") or 1)
+    if concurrency < 1:
+        raise ValueError(f"run.concurrency must be a positive integer, got {cfg.run.concurrency}")
+    pool = Pool.from_config(cfg.pool, concurrency=concurrency)
+    pool.server_log_dir = run_dir / "servers"
     tasks = load_tasks(cfg.tasks)
     if cfg.run.limit:
         tasks = tasks[: int(cfg.run.limit)]
@@ -107,43 +113,65 @@ def run(cfg: DictConfig) -> Path:
     if n_orders < int(cfg.run.orders):
         print(f"[sale] {cfg.method.name} does not depend on the task order: running 1 order, not {cfg.run.orders}")
     orders = task_orders(tasks, n_orders)
-    work = [(arm, o, t) for arm in method.arms for o, seq in enumerate(orders) for t in seq]
+    run_orders = list(range(n_orders))
+    if cfg.run.get("only_order") is not None:
+        only = int(cfg.run.only_order)
+        if not 0 <= only < n_orders:
+            raise ValueError(f"run.only_order={only} is not one of this run's orders 0..{n_orders - 1}")
+        run_orders = [only]
+    work = [(arm, o, t) for arm in method.arms for o in run_orders for t in orders[o]]
     todo = sum((arm, o, t.id) not in done for arm, o, t in work)
-    print(f"[sale] {cfg.method.name} on {len(tasks)} tasks x {len(orders)} orders x {len(method.arms)} arms, "
-          f"pool {pool.name} ({', '.join(pool.names)}); {len(work) - todo} done, {todo} to run -> {run_dir}")
+    print(f"[sale] {cfg.method.name} on {len(tasks)} tasks x {len(run_orders)} orders x {len(method.arms)} arms, "
+          f"pool {pool.name} ({', '.join(pool.names)}); {len(work) - todo} done, {todo} to run, "
+          f"{concurrency} in flight -> {run_dir}")
 
     root = Ledger(pool, cache, method=cfg.method.name)
     bar = tqdm(total=todo, unit="task", dynamic_ncols=True, file=sys.stdout)
-    passed = spent = 0.0
-    n = 0
-    # Task-major within each order, so an interrupted run has every arm on the same tasks so far.
-    for o, seq in enumerate(orders):
+    totals = {"n": 0, "passed": 0.0, "usd": 0.0}
+
+    def run_one(item):
+        arm, o, position, task = item
+        ledger = root.for_task(arm=arm, order=o, task_id=task.id)
+        t0, started_at = time.perf_counter(), time.time()
+        result, bids = method.run(arm, o, task, ledger)
+        result.update(_accounting(ledger))
+        result.update(arm=arm, method=cfg.method.name, order=o, position=position, task_id=task.id,
+                      domain=task.domain, bin=task.bin, tau_minutes=task.tau_minutes, split=task.split,
+                      description=task.description, wall_s=time.perf_counter() - t0, started_at=started_at,
+                      finished_at=time.time())
+        for b in bids:
+            b.update(arm=arm, order=o)
+        return result, ledger.calls, bids
+
+    def on_done(item, out):  # one at a time (run_streams holds a lock)
+        arm, o, _, task = item
+        result, calls, bids = out
+        journal.append((arm, o, task.id), result, calls, bids)
+        totals["n"] += 1
+        totals["passed"] += result["passed"]
+        totals["usd"] += result["cost_usd"]
+        bar.set_description(f"{arm[:20]} o{o} {task.id[-22:]}")
+        bar.set_postfix(pass1=f"{totals['passed'] / totals['n']:.2f}", usd=f"{totals['usd']:.2e}")
+        bar.update(1)
+
+    for o in run_orders:
         for arm in method.arms:
             history = [r for r in records if r["key"][0] == arm and r["key"][1] == o]
             history.sort(key=lambda r: r["result"]["position"])
             method.start(arm, o, history)
-        for position, task in enumerate(seq):
-            for arm in method.arms:
-                key = (arm, o, task.id)
-                if key in done:
-                    continue
-                bar.set_description(f"{arm[:20]} o{o} {task.id[-22:]}")
-                ledger = root.for_task(arm=arm, order=o, task_id=task.id)
-                t0 = time.perf_counter()
-                result, bids = method.run(arm, o, task, ledger)
-                result.update(_accounting(ledger))
-                result.update(arm=arm, method=cfg.method.name, order=o, position=position, task_id=task.id,
-                              domain=task.domain, bin=task.bin, tau_minutes=task.tau_minutes, split=task.split,
-                              description=task.description, wall_s=time.perf_counter() - t0)
-                for b in bids:
-                    b.update(arm=arm, order=o)
-                journal.append(key, result, ledger.calls, bids)
-                n += 1
-                passed += result["passed"]
-                spent += result["cost_usd"]
-                bar.set_postfix(pass1=f"{passed / n:.2f}", usd=f"{spent:.2e}")
-                bar.update(1)
-    bar.close()
+    # Task-major within each order, so that an interrupted run has every arm on the same tasks so far. A method
+    # whose tasks build on each other (SALE) runs each (arm, order) as one stream; otherwise every task is its own.
+    items = [(arm, o, position, task) for o in run_orders for position, task in enumerate(orders[o])
+             for arm in method.arms if (arm, o, task.id) not in done]
+    if method.sequential:
+        streams = [[it for it in items if it[:2] == (arm, o)] for o in run_orders for arm in method.arms]
+    else:
+        streams = [[it] for it in items]
+    try:
+        run_streams(streams, run_one, on_done, concurrency)
+    finally:
+        bar.close()
+        pool.close()
     frames = journal.export()
     if cache is not None:
         print(f"[sale] call cache: {cache.hits} hits, {cache.misses} new calls ({cfg.run.cache})")
@@ -167,10 +195,14 @@ def _accounting(ledger) -> dict:
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
 def main(cfg: DictConfig) -> None:
+    from sale.concurrency import Interrupted
     from sale.llm import LLMError
 
     try:
         run(cfg)
+    except Interrupted:
+        print("[sale] stopped; every finished task is journalled: rerun the same command to resume", file=sys.stderr)
+        sys.exit(130)
     except (LLMError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -8,13 +8,19 @@
       bids.parquet       SALE only: one row per bid: C, H, each juror's gamma, V, score, winner flags
       .hydra/            Hydra's own record of the command line
 
-A killed run loses at most the task in flight: rerunning the same command skips every journalled task.
+A killed run loses at most the tasks in flight: rerunning the same command skips every journalled task.
+Concurrent writers are safe: threads of one run (run.concurrency) and processes sharing a run directory (SALE's
+orders as separate cluster jobs, run.only_order) append whole lines under a file lock, and each export writes its
+own temporary file before replacing the parquet.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +33,19 @@ class Journal:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / "journal.jsonl"
-        self._repair()
+        self._thread_lock = threading.Lock()
+        with self._locked():
+            self._repair()
+
+    @contextmanager
+    def _locked(self):
+        """Exclusive access to the journal, across this process's threads and other processes."""
+        with self._thread_lock, open(self.run_dir / ".journal.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _repair(self) -> None:
         """Drop a half-written last line left by a kill, so the next append starts on a clean line."""
@@ -40,8 +58,10 @@ class Journal:
     def records(self) -> list[dict]:
         if not self.path.exists():
             return []
+        with self._locked():
+            text = self.path.read_text()
         out = []
-        for line in self.path.read_text().splitlines():
+        for line in text.splitlines():
             if line.strip():
                 out.append(json.loads(line))
         return out
@@ -51,13 +71,16 @@ class Journal:
 
     def append(self, key: tuple, result: dict, calls: list[dict], bids: list[dict] | None = None) -> None:
         record = {"key": list(key), "result": result, "calls": calls, "bids": bids or []}
-        _write_durably(self.path, "a", [record])
+        with self._locked():
+            self._repair()  # another process may have been killed mid-line
+            _write_durably(self.path, "a", [record])
 
     def keep_only(self, records: list[dict]) -> None:
         """Rewrite the journal (atomically) to hold just these records, e.g. those of `records()` still wanted."""
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        _write_durably(tmp, "w", records)
-        tmp.replace(self.path)
+        with self._locked():
+            tmp = self.path.with_suffix(f".jsonl.{os.getpid()}.tmp")
+            _write_durably(tmp, "w", records)
+            tmp.replace(self.path)
 
     def export(self) -> dict[str, pd.DataFrame]:
         """Write results/calls/bids parquet from the journal (atomically) and return them."""
@@ -67,7 +90,7 @@ class Journal:
             if df.empty:
                 path.unlink(missing_ok=True)
                 continue
-            tmp = path.with_suffix(".parquet.tmp")
+            tmp = path.with_suffix(f".parquet.{os.getpid()}.tmp")
             df.to_parquet(tmp, index=False)
             tmp.replace(path)
         return frames

@@ -22,14 +22,15 @@ def jury_messages(task, plan: str) -> list[dict]:
 
 def rate(ledger, jurors: list[str], task, bids: list[Bid], options: list[str], rng: random.Random,
          self_evaluation: bool = True) -> None:
-    """Fill bid.jury and bid.jury_argmax for every bid, in place."""
+    """Fill bid.jury and bid.jury_argmax for every bid, in place. The rating calls run concurrently (Ledger.map);
+    the shuffles are drawn first, so the random stream and the call log are those of a sequential jury."""
+    ratings = []  # (juror, bid index), each juror's plans in its shuffled order
     for juror in jurors:
         order = list(range(len(bids)))
         rng.shuffle(order)
-        for i in order:
-            bid = bids[i]
-            if not self_evaluation and bid.agent == juror:
-                continue
-            scores = ledger.score_options(juror, "jury", jury_messages(task, bid.plan), options)
-            bid.jury[juror] = scores.expected_value()
-            bid.jury_argmax[juror] = int(scores.argmax())
+        ratings += [(juror, i) for i in order if self_evaluation or bids[i].agent != juror]
+    scores = ledger.map(lambda lg, r: lg.score_options(r[0], "jury", jury_messages(task, bids[r[1]].plan), options),
+                        ratings)
+    for (juror, i), s in zip(ratings, scores):
+        bids[i].jury[juror] = s.expected_value()
+        bids[i].jury_argmax[juror] = int(s.argmax())

@@ -66,19 +66,18 @@ def run_auction(ledger, pool, task, task_embedding: np.ndarray, memory: AuctionM
             score_bid(b, weights, pool.spec(b.agent).price, max_price, cap, use_entropy=cfg.entropy.enabled)
 
     messages = bid_messages(task, cap)
-    bids = [make_bid(ledger, agent, task, cap, messages) for agent in names]
+    bids = ledger.map(lambda lg, agent: make_bid(lg, agent, task, cap, messages), names)
     score_all(bids)
     provisional = argmin_score(bids, list(range(len(bids))), rank)
     winner = provisional
 
     cheaper = names[: rank[bids[provisional].agent]]
     if cfg.refinement.enabled and cheaper:
-        refined = []
+        prompts = []
         for agent in cheaper:
             pairs = memory.pairs_for(agent, task_embedding) if cfg.memory.enabled else []
-            original = bids[rank[agent]]
-            msgs = refine_messages(task, original, format_pairs(pairs), cap)
-            refined.append(make_bid(ledger, agent, task, cap, msgs, refined=True))
+            prompts.append((agent, refine_messages(task, bids[rank[agent]], format_pairs(pairs), cap)))
+        refined = ledger.map(lambda lg, p: make_bid(lg, p[0], task, cap, p[1], refined=True), prompts)
         score_all(refined)
         bids.extend(refined)
         best = argmin_score(bids, list(range(len(names), len(bids))), rank)

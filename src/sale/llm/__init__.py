@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,8 @@ from sale.llm.base import LLM, Generation, LLMError, OptionScores  # noqa: F401
 BACKENDS = ("xllamacpp", "llamacpp", "transformers", "openai")
 ENGINE_PACKAGES = {"xllamacpp": "xllamacpp", "llamacpp": "llama-cpp-python", "transformers": "transformers"}
 # Pool options that change how fast a call runs, never what it returns: left out of the call-cache key.
-EXECUTION_ONLY_OPTIONS = {"n_threads", "timeout_s", "api_key_env"}
+# n_parallel (a server's slots) is one of them: each slot keeps its own n_ctx, so a prompt sees the same context.
+EXECUTION_ONLY_OPTIONS = {"n_threads", "timeout_s", "api_key_env", "n_parallel", "retries", "base_url"}
 
 
 def engine_id(backend: str) -> str:
@@ -53,15 +55,22 @@ def _plain(node) -> dict:
 
 
 class Pool:
-    def __init__(self, name: str, agents: list[AgentSpec]):
+    """The agents, cheapest first. `concurrency` is the most calls in flight per agent (run.concurrency): every
+    model is loaded behind a sale.concurrency.AgentGate of that size (1 for an engine that is not thread-safe), and a
+    server-backed agent gets as many parallel slots, unless its pool file sets n_parallel."""
+
+    def __init__(self, name: str, agents: list[AgentSpec], concurrency: int = 1):
         if not agents:
             raise LLMError(f"pool {name!r} has no agents")
         self.name = name
         self.agents = sorted(agents, key=lambda a: (a.price, a.params_b))
+        self.concurrency = max(1, int(concurrency))
         self._loaded: dict[str, LLM] = {}
+        self._loading = threading.Lock()  # one model loads at a time: transformers' loading is not thread-safe
+        self.server_log_dir = None  # where servers this pool starts write their logs (the runner: <run dir>/servers)
 
     @classmethod
-    def from_config(cls, cfg) -> "Pool":
+    def from_config(cls, cfg, concurrency: int = 1) -> "Pool":
         cfg = _plain(cfg)
         per_b = float(cfg.get("price_per_b_params", 0.0112))
         agents = []
@@ -76,7 +85,7 @@ class Pool:
             price = spec.pop("price", None)
             agents.append(AgentSpec(name, backend, params_b, float(price) if price is not None else per_b * params_b,
                                     spec))
-        return cls(cfg.get("name", "pool"), agents)
+        return cls(cfg.get("name", "pool"), agents, concurrency)
 
     @property
     def names(self) -> list[str]:
@@ -93,9 +102,25 @@ class Pool:
         raise LLMError(f"no agent {name!r} in pool {self.name!r}; agents: {self.names}")
 
     def llm(self, name: str) -> LLM:
+        """The agent's model, loaded (or its server started) on first use, then kept. Thread-safe."""
         if name not in self._loaded:
-            self._loaded[name] = load_backend(self.spec(name), pool_name=self.name)
+            from sale.concurrency import AgentGate, agent_limit
+
+            spec = self.spec(name)
+            with self._loading:
+                if name not in self._loaded:
+                    limit = agent_limit(spec.backend, self.concurrency)
+                    llm = load_backend(spec, pool_name=self.name, slots=limit, server_log_dir=self.server_log_dir)
+                    self._loaded[name] = AgentGate(llm, limit)
         return self._loaded[name]
+
+    def close(self) -> None:
+        """Free every loaded model and stop every server this pool started."""
+        for name in list(self._loaded):
+            llm = self._loaded.pop(name)
+            close = getattr(llm, "close", None)
+            if close is not None:
+                close()
 
     def model_key(self, name: str) -> str:
         """What the call cache keys a call's model on: the engine and its version, the weights (the file's sha256
@@ -103,6 +128,12 @@ class Pool:
         answer for each other, even on the same file."""
         spec = self.spec(name)
         opts = {k: v for k, v in spec.options.items() if k not in EXECUTION_ONLY_OPTIONS}
+        engine = engine_id(spec.backend)
+        if "serve" in opts:  # a server this pool starts: keyed on the weights and the engine behind the HTTP API
+            serve = {k: v for k, v in dict(opts.pop("serve")).items() if k not in EXECUTION_ONLY_OPTIONS}
+            engine += "+" + engine_id(serve.pop("engine", "xllamacpp"))  # +stub for the stub server
+            opts.pop("model", None)  # only a label for the server
+            opts.update(serve)
         asset = opts.pop("asset", None)
         if asset and not asset.startswith("tiny:"):
             from sale.assets import catalogue
@@ -111,10 +142,12 @@ class Pool:
         else:
             weights = str(asset or opts.pop("model", None) or opts.pop("model_path", ""))
         extra = json.dumps(opts, sort_keys=True, default=str) if opts else ""
-        return f"{engine_id(spec.backend)}|{weights}|{extra}"
+        return f"{engine}|{weights}|{extra}"
 
 
-def load_backend(spec: AgentSpec, pool_name: str | None = None) -> LLM:
+def load_backend(spec: AgentSpec, pool_name: str | None = None, slots: int = 1, server_log_dir=None) -> LLM:
+    """The agent's model. `slots`: calls that may be in flight to it, the parallel slots of a llama.cpp server it
+    starts (unless the pool file sets n_parallel)."""
     opts = dict(spec.options)
     if spec.backend in ("xllamacpp", "llamacpp"):
         from sale.assets import verified_asset
@@ -123,6 +156,7 @@ def load_backend(spec: AgentSpec, pool_name: str | None = None) -> LLM:
         if spec.backend == "xllamacpp":
             from sale.llm.xllamacpp_backend import XLlamaCppLLM
 
+            opts.setdefault("n_parallel", slots)
             return XLlamaCppLLM(spec.name, path, **opts)
         if importlib.util.find_spec("llama_cpp") is None:
             raise LLMError(f"agent {spec.name!r} uses backend llamacpp, but llama-cpp-python is not installed (an "
@@ -145,4 +179,19 @@ def load_backend(spec: AgentSpec, pool_name: str | None = None) -> LLM:
         return TransformersLLM(spec.name, **opts)
     from sale.llm.openai_compat import OpenAICompatLLM
 
-    return OpenAICompatLLM(spec.name, **opts)
+    serve = opts.pop("serve", None)
+    if serve is None:
+        return OpenAICompatLLM(spec.name, **opts)
+    from sale.assets import verified_asset
+    from sale.llm.local_server import LocalServer
+
+    serve = dict(serve)
+    path = verified_asset(serve.pop("asset"), pool_name) if "asset" in serve else serve.pop("model_path", None)
+    server = LocalServer(spec.name, path, n_parallel=int(serve.pop("n_parallel", slots)),
+                         log_dir=server_log_dir, **serve).start()
+    opts.setdefault("model", spec.name)
+    try:
+        return OpenAICompatLLM(spec.name, base_url=server.base_url, server=server, **opts)
+    except Exception:
+        server.stop()
+        raise

@@ -143,3 +143,36 @@ def strip_at_stop(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:
         return text, False
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def option_scores_from_chat_completions(ask, options: Sequence[str], top_k: int, fallback_k: int | None,
+                                        latency_start: float) -> OptionScores:
+    """A jury rating from a server's log-probabilities of one generated token. `ask(k)` makes the call with
+    top_logprobs=k and returns its JSON. Options match token texts exactly (" 3" is another token than "3"). When an
+    option is not among the top k and the server can return more (fallback_k, e.g. a whole vocabulary for llama.cpp),
+    it is asked once more; otherwise the missing options get probability 0 and the scores are marked approximate."""
+    import math
+    import time
+
+    def found_in(data: dict) -> dict[str, float]:
+        steps = (data["choices"][0].get("logprobs") or {}).get("content") or []
+        if not steps:
+            raise LLMError("the server returned no log-probabilities for the option token")
+        found: dict[str, float] = {}
+        for alt in steps[0].get("top_logprobs") or []:
+            if alt["token"] in options:
+                found[alt["token"]] = max(found.get(alt["token"], -math.inf), alt["logprob"])
+        return found
+
+    data = ask(top_k)
+    found = found_in(data)
+    if len(found) < len(options) and fallback_k:
+        data = ask(fallback_k)
+        found = found_in(data)
+    raw = [math.exp(found[o]) if o in found else 0.0 for o in options]
+    mass = sum(raw)
+    probs = [r / mass for r in raw] if mass > 0 else [1.0 / len(options)] * len(options)
+    n_prompt = int((data.get("usage") or {}).get("prompt_tokens", 0))
+    return OptionScores(options=list(options), probs=probs, prompt_tokens=n_prompt,
+                        latency_s=time.perf_counter() - latency_start, approximate=len(found) < len(options),
+                        option_mass=mass)

@@ -2,7 +2,8 @@
 
 The key is a hash of the model's identity (its file's sha256 where there is one), the full prompt and every
 decoding parameter, so a rerun, another task order or a resumed run never pays twice for an identical call.
-Each entry is committed at once (SQLite, WAL), so a killed run loses at most the call in flight.
+Each entry is committed at once (SQLite, WAL), so a killed run loses at most the calls in flight. Threads share
+one connection behind a lock; processes sharing the file wait for each other's writes (busy_timeout).
 Cost accounting is unaffected: a cached call is still charged its tokens in the logs, as the method would pay.
 """
 
@@ -25,6 +26,7 @@ class CallCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout=60000")  # other processes (cluster jobs) may share the file
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self.hits = 0
@@ -37,10 +39,10 @@ class CallCache:
     def get(self, key: str) -> dict | None:
         with self._lock:
             row = self._db.execute("SELECT value FROM calls WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            self.misses += 1
-            return None
-        self.hits += 1
+            if row is None:
+                self.misses += 1
+                return None
+            self.hits += 1
         return json.loads(row[0])
 
     def put(self, key: str, value: dict) -> None:

@@ -14,16 +14,36 @@ them, from the whole distribution (one slower call).
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
 from typing import Sequence
 
 from sale.llm.base import (Generation, LLMError, Message, OptionScores, check_entropy_estimator,
-                           generation_from_chat_completion)
+                           generation_from_chat_completion, option_scores_from_chat_completions)
 
 WHOLE_VOCABULARY = 1 << 20  # more log-probabilities than any vocabulary has: llama.cpp then returns them all
+
+
+def server_params(model_path: str | Path, n_ctx: int = 8192, n_threads: int | None = None, n_batch: int = 512,
+                  n_parallel: int = 1, seed: int = 0, port: int = 0):
+    """llama.cpp server parameters, shared by the in-process engine and the served one (sale.llm.local_server)."""
+    import xllamacpp
+
+    threads = n_threads or os.cpu_count() or 1
+    params = xllamacpp.CommonParams()
+    params.model.path = str(model_path)
+    # each slot gets its own n_ctx: a slot must hold a whole conversation, whatever the other slots hold
+    params.n_ctx = int(n_ctx) * int(n_parallel)
+    params.n_parallel = int(n_parallel)
+    params.n_batch = int(n_batch)
+    params.cpuparams.n_threads = threads
+    params.cpuparams_batch.n_threads = threads
+    params.sampling.seed = int(seed)
+    params.hostnames = ["127.0.0.1"]  # the HTTP server listens on loopback only
+    params.port = int(port)  # 0: a free port
+    params.verbosity = -1  # llama.cpp otherwise logs every slot event to stderr
+    return params
 
 
 class XLlamaCppLLM:
@@ -32,28 +52,18 @@ class XLlamaCppLLM:
     def __init__(self, name: str, model_path: str | Path, n_ctx: int = 8192, n_threads: int | None = None,
                  n_batch: int = 512, n_parallel: int = 1, top_logprobs: int = 200, option_top_logprobs: int = 1000,
                  entropy_estimator: str = "tail_bound", seed: int = 0):
-        import xllamacpp
-
         self.name = name
         self.model_path = Path(model_path)
         self.top_logprobs = int(top_logprobs)
         self.option_top_logprobs = int(option_top_logprobs)
         self.entropy_estimator = check_entropy_estimator(name, entropy_estimator)
-        threads = n_threads or os.cpu_count() or 1
-        params = xllamacpp.CommonParams()
-        params.model.path = str(model_path)
-        # each slot gets its own n_ctx: a slot must hold a whole conversation, whatever the other slots hold
-        params.n_ctx = int(n_ctx) * int(n_parallel)
-        params.n_parallel = int(n_parallel)
-        params.n_batch = int(n_batch)
-        params.cpuparams.n_threads = threads
-        params.cpuparams_batch.n_threads = threads
-        params.sampling.seed = int(seed)
-        params.hostnames = ["127.0.0.1"]  # the embedded HTTP server listens on loopback only
-        params.verbosity = -1  # llama.cpp otherwise logs every slot event to stderr
+        params = server_params(model_path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, n_parallel=n_parallel,
+                               seed=seed)
         if not self.model_path.is_file():
             raise LLMError(f"{name}: model file not found: {model_path}")
         try:
+            import xllamacpp
+
             self.server = xllamacpp.Server(params)
         except Exception as e:  # a file llama.cpp cannot parse raises here with llama.cpp's reason
             raise LLMError(f"{name}: xllamacpp could not load {model_path}: {e}") from e
@@ -85,27 +95,12 @@ class XLlamaCppLLM:
 
     def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:
         t0 = time.perf_counter()
-        out, found = self._option_logprobs(messages, options, self.option_top_logprobs)
-        if len(found) < len(options):  # rare: an option below the top k; ask once for the whole distribution
-            out, found = self._option_logprobs(messages, options, WHOLE_VOCABULARY)
-        raw = [math.exp(found[o]) if o in found else 0.0 for o in options]
-        mass = sum(raw)
-        probs = [r / mass for r in raw] if mass > 0 else [1.0 / len(options)] * len(options)
-        n_prompt = int((out.get("usage") or {}).get("prompt_tokens", 0))
-        return OptionScores(options=list(options), probs=probs, prompt_tokens=n_prompt,
-                            latency_s=time.perf_counter() - t0, approximate=len(found) < len(options),
-                            option_mass=mass)
-
-    def _option_logprobs(self, messages: Sequence[Message], options: Sequence[str], k: int) -> tuple[dict, dict]:
-        out = self.chat(messages, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=k)
-        steps = (out["choices"][0].get("logprobs") or {}).get("content") or []
-        if not steps:
-            raise LLMError(f"{self.name}: the server returned no log-probabilities for the option token")
-        found: dict[str, float] = {}
-        for alt in steps[0].get("top_logprobs") or []:
-            if alt["token"] in options:  # exact token text: " 3" is another token than "3"
-                found[alt["token"]] = max(found.get(alt["token"], -math.inf), alt["logprob"])
-        return out, found
+        try:
+            return option_scores_from_chat_completions(
+                lambda k: self.chat(messages, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=k),
+                options, self.option_top_logprobs, WHOLE_VOCABULARY, t0)
+        except LLMError as e:
+            raise LLMError(f"{self.name}: {e}") from e
 
     def close(self) -> None:
         server = self.__dict__.pop("server", None)

@@ -1,0 +1,84 @@
+"""A STUB SERVER, not a model: it answers every chat completion after a fixed delay with a fixed reply.
+
+It exists to measure the harness alone (scripts/bench_concurrency.py, target=stub): with the model's time fixed
+at `delay_s`, whatever a run takes beyond it is the runner's own overhead, and the speed-up at N requests in flight
+shows whether the harness could keep a GPU server busy. Its reply is a deep-search answer ("Action: answer[stub]"),
+so a PhantomWiki task costs exactly one call; its jury ratings are uniform. Never use its numbers as results.
+
+    python -m sale.llm.stub_server --delay-s 0.2     # pool=stub starts it itself
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPLY = "Action: answer[stub]"
+
+
+class StubHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+
+    def do_GET(self):
+        self._send(200, {"status": "ok"})
+
+    def do_POST(self):
+        request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        time.sleep(self.server.delay_s)
+        k = int(request.get("top_logprobs") or 1)
+        if int(request.get("max_tokens") or 1) == 1:  # a jury rating: one token, the digits equally likely
+            tokens = [{"token": str(d), "logprob": -1.791759} for d in range(6)][:k]
+            content, steps = "0", [{"token": "0", "logprob": -1.791759, "top_logprobs": tokens}]
+        else:
+            content = REPLY
+            steps = [{"token": t, "logprob": -0.05, "top_logprobs": [{"token": t, "logprob": -0.05}]}
+                     for t in ("Action", ":", " answer", "[", "stub", "]")]
+        self._send(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                      "finish_reason": "stop", "logprobs": {"content": steps}}],
+                         "usage": {"prompt_tokens": 100, "completion_tokens": len(steps)}})
+
+    def _send(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+class StubServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # a benchmark opens up to 64 connections at once
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m sale.llm.stub_server", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--delay-s", type=float, default=0.2, help="seconds before each answer")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--url-file", default=None)
+    args = ap.parse_args(argv)
+    server = StubServer(("127.0.0.1", args.port), StubHandler)
+    server.delay_s = args.delay_s
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    print(f"[sale.llm.stub_server] STUB (fixed {args.delay_s} s answers, not a model) on {url}", flush=True)
+    if args.url_file:
+        tmp = Path(args.url_file).with_suffix(".tmp")
+        tmp.write_text(url)
+        tmp.replace(args.url_file)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
