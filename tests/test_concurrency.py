@@ -229,3 +229,26 @@ def test_http_backend_on_a_dead_port_says_so():
     url = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(LLMError, match=f"agent-x: cannot reach {url}.*ConnectError.*Is the server running"):
         http_llm(url, retries=2).generate(MSG)
+
+
+def test_cpu_room_lets_one_model_compute_at_a_time_with_its_calls_together():
+    from sale.concurrency import CpuRoom
+
+    room, lock, log = CpuRoom(), threading.Lock(), []
+    inside: dict[str, int] = {}
+    peak: dict[str, int] = {}
+
+    def call(agent):
+        with room.enter(agent):
+            with lock:
+                inside[agent] = inside.get(agent, 0) + 1
+                peak[agent] = max(peak.get(agent, 0), inside[agent])
+                log.append({a for a, n in inside.items() if n})
+            time.sleep(0.05)
+            with lock:
+                inside[agent] -= 1
+
+    parallel_map(call, ["a", "a", "b", "a", "b", "c", "b", "a"], concurrency=8)
+    assert all(len(agents) == 1 for agents in log)  # never two models at once
+    assert max(peak.values()) >= 2  # but calls to one model batch together
+    assert sorted(peak) == ["a", "b", "c"]  # nobody starved

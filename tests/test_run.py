@@ -56,6 +56,25 @@ def test_order_independent_methods_run_one_order(tmp_path, tiny_pool):
     assert len(pd.read_parquet(tmp_path / "r" / "results.parquet")) == 2
 
 
+def test_sale_orders_run_as_separate_processes_into_one_run_directory(tmp_path, tiny_pool):
+    """run.only_order: SALE's task orders as separate jobs (a cluster's), appending to one journal at once."""
+    run_dir = tmp_path / "r"
+    args = ["method=sale", "run.limit=3", "run.orders=2"]
+    jobs = [sale_run(run_dir, *args, f"run.only_order={o}") for o in (0, 1)]
+    outs = [job.communicate(timeout=600)[0] for job in jobs]
+    assert all(job.returncode == 0 for job in jobs), outs[0][-2000:] + outs[1][-2000:]
+    assert "3 tasks x 1 orders" in outs[0]
+    records = Journal(run_dir).records()
+    assert sorted((r["key"][1], r["key"][2]) for r in records) == sorted(
+        (o, r["key"][2]) for o in (0, 1) for r in records if r["key"][1] == 0)
+    assert len(records) == 6
+    out = sale_run(run_dir, *args).communicate(timeout=300)[0]  # all orders: nothing left, logs of both
+    assert "6 done, 0 to run" in out, out[-2000:]
+    assert sorted(pd.read_parquet(run_dir / "results.parquet")["order"]) == [0, 0, 0, 1, 1, 1]
+    bad = sale_run(run_dir, *args, "run.only_order=2").communicate(timeout=300)[0]
+    assert "run.only_order=2 is not one of this run's orders 0..1" in bad
+
+
 def test_resuming_tolerates_a_config_key_added_later_with_a_null_default(tmp_path):
     from omegaconf import OmegaConf
 
@@ -259,3 +278,20 @@ def test_random_arm_matched_to_sale_replaces_the_previous_match(tmp_path, tiny_p
     assert {tuple(r["key"])[0] for r in Journal(tmp_path / "random").records()} == {"random:0.5"}
     kept = first[first["arm"] == "random:0.5"].sort_values("task_id").reset_index(drop=True)
     assert second.sort_values("task_id").reset_index(drop=True)[kept.columns].equals(kept)
+
+
+def test_demo_puts_sale_beside_the_largest_agent_on_the_same_tasks(tmp_path, tiny_pool):
+    run_dir = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "sale.demo", "pool=tiny", "run.limit=3", f"run.dir={run_dir}",
+           f"run.cache={tmp_path}/calls.sqlite"]
+    out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"}).stdout
+    assert "SALE against the largest agent alone" in out and "tiny-qwen2-c alone" in out, out[-3000:]
+    sale = pd.read_parquet(run_dir / "results.parquet")
+    largest = pd.read_parquet(tmp_path / "demo-largest" / "results.parquet")
+    assert sorted(sale["task_id"]) == sorted(largest["task_id"]) and len(sale) == 3
+    assert set(largest["agent"]) == {"tiny-qwen2-c"}
+    assert (run_dir / "side_by_side.png").stat().st_size > 10_000
+    again = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "HF_HUB_OFFLINE": "1"}).stdout
+    assert "3 done, 0 to run" in again  # a rerun is free

@@ -6,7 +6,10 @@ Two levels, both bounded by `run.concurrency` (N):
           task to the next, so an order stays sequential).
   calls   `parallel_map`: the independent calls inside one task (an auction's bids, then its jury ratings).
 And a gate per agent (`AgentGate`): at most N calls in flight to one agent, or 1 for an engine that is not
-thread-safe (llama-cpp-python, transformers), so a model never sees more requests than it has slots for.
+thread-safe (llama-cpp-python, transformers), so a model never sees more requests than it has slots for. Models
+that compute on this machine's CPU also share one `CpuRoom`: one model computes at a time (its N calls batch
+together), because two llama.cpp models computing at once on the same cores make each other several times slower
+(their threads spin while they wait for a core).
 
 With N = 1 nothing runs on a thread: every call happens in the order it did before concurrency existed.
 Results do not depend on N: each task's calls are recorded in a fixed order (Ledger.map merges them by item, not by
@@ -19,6 +22,8 @@ import os
 import signal
 import sys
 import threading
+from collections import deque
+from contextlib import contextmanager, nullcontext
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Iterable, Sequence
 
@@ -48,20 +53,63 @@ def parallel_map(fn: Callable[[Any], Any], items: Sequence, concurrency: int) ->
     return [f.result() for f in futures]
 
 
-class AgentGate:
-    """Any LLM behind a semaphore: at most `limit` calls to it in flight. Everything else passes through."""
+class CpuRoom:
+    """One local model computes at a time; any number of calls to that model may compute together. Entry is first
+    come, first served by agent: a call to the model inside waits behind a call to another model that came first,
+    so no model starves."""
 
-    def __init__(self, llm, limit: int):
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._waiting: deque[tuple[object, str]] = deque()
+        self._inside: str | None = None
+        self._count = 0
+
+    def _may_enter(self, ticket: object, agent: str) -> bool:
+        for t, a in self._waiting:  # everyone ahead of this ticket
+            if t is ticket:
+                return self._inside in (None, agent)
+            if a != agent:
+                return False
+        return False
+
+    @contextmanager
+    def enter(self, agent: str):
+        ticket = object()
+        with self._cond:
+            self._waiting.append((ticket, agent))
+            self._cond.wait_for(lambda: self._may_enter(ticket, agent))
+            self._waiting.remove((ticket, agent))
+            self._inside, self._count = agent, self._count + 1
+            self._cond.notify_all()  # the next calls to the same agent may follow it in
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._count -= 1
+                if self._count == 0:
+                    self._inside = None
+                self._cond.notify_all()
+
+
+class AgentGate:
+    """Any LLM behind a semaphore: at most `limit` calls to it in flight, and, for a model on this machine's CPU,
+    inside the pool's CpuRoom. Everything else passes through."""
+
+    def __init__(self, llm, limit: int, room: CpuRoom | None = None):
         self.llm = llm
         self.limit = max(1, int(limit))
         self._slots = threading.BoundedSemaphore(self.limit)
+        self._room = room
+
+    def _turn(self):
+        return self._room.enter(self.llm.name) if self._room is not None else nullcontext()
 
     def generate(self, *args, **kwargs):
-        with self._slots:
+        with self._slots, self._turn():
             return self.llm.generate(*args, **kwargs)
 
     def score_options(self, *args, **kwargs):
-        with self._slots:
+        with self._slots, self._turn():
             return self.llm.score_options(*args, **kwargs)
 
     def __getattr__(self, name):
@@ -72,6 +120,16 @@ def agent_limit(backend: str, concurrency: int) -> int:
     return max(1, int(concurrency)) if backend in THREAD_SAFE_BACKENDS else 1
 
 
+def computes_on_this_cpu(backend: str, options: dict) -> bool:
+    """llama.cpp in-process or in a server this pool starts, llama-cpp-python, transformers on the CPU."""
+    if backend in ("xllamacpp", "llamacpp"):
+        return True
+    if backend == "transformers":
+        return str(options.get("device", "cpu")).startswith("cpu")
+    serve = options.get("serve") or {}
+    return backend == "openai" and bool(serve) and serve.get("engine", "xllamacpp") == "xllamacpp"
+
+
 class Interrupted(Exception):
     """Ctrl-C during run_streams, raised once the tasks in flight have finished and been handed to on_done."""
 
@@ -79,13 +137,12 @@ class Interrupted(Exception):
 def run_streams(streams: Iterable[list], run_one: Callable[[Any], Any], on_done: Callable[[Any, Any], None],
                 concurrency: int) -> None:
     """Run every item of every stream: items of one stream in order, streams concurrently on `concurrency` threads.
-    on_done(item, result) is called under a lock, one item at a time, as soon as the item finishes (the runner
-    journals it there). On the first failure no new item starts; the items in flight finish (and are handed to
+    on_done(item, result) is called in the item's thread as soon as it finishes (the runner journals it there), so it
+    must be thread-safe. On the first failure no new item starts; the items in flight finish (and are handed to
     on_done), then the failure is raised. Ctrl-C does the same and raises Interrupted; a second Ctrl-C exits at once.
     """
     streams = [list(s) for s in streams if s]
     stop = threading.Event()
-    done_lock = threading.Lock()
 
     def run_stream(stream: list) -> None:
         for item in stream:
@@ -96,8 +153,7 @@ def run_streams(streams: Iterable[list], run_one: Callable[[Any], Any], on_done:
             except BaseException:
                 stop.set()
                 raise
-            with done_lock:
-                on_done(item, result)
+            on_done(item, result)
 
     if concurrency <= 1:
         try:

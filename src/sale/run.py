@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -128,6 +129,7 @@ def run(cfg: DictConfig) -> Path:
     root = Ledger(pool, cache, method=cfg.method.name)
     bar = tqdm(total=todo, unit="task", dynamic_ncols=True, file=sys.stdout)
     totals = {"n": 0, "passed": 0.0, "usd": 0.0}
+    progress = threading.Lock()
 
     def run_one(item):
         arm, o, position, task = item
@@ -143,16 +145,18 @@ def run(cfg: DictConfig) -> Path:
             b.update(arm=arm, order=o)
         return result, ledger.calls, bids
 
-    def on_done(item, out):  # one at a time (run_streams holds a lock)
+    def on_done(item, out):  # in the task's thread: the journal is thread-safe, the progress bar takes a lock
         arm, o, _, task = item
         result, calls, bids = out
         journal.append((arm, o, task.id), result, calls, bids)
-        totals["n"] += 1
-        totals["passed"] += result["passed"]
-        totals["usd"] += result["cost_usd"]
-        bar.set_description(f"{arm[:20]} o{o} {task.id[-22:]}")
-        bar.set_postfix(pass1=f"{totals['passed'] / totals['n']:.2f}", usd=f"{totals['usd']:.2e}")
-        bar.update(1)
+        with progress:
+            totals["n"] += 1
+            totals["passed"] += result["passed"]
+            totals["usd"] += result["cost_usd"]
+            # refresh=False: update() redraws at most every 0.1 s, so hundreds of tasks a second cost no terminal I/O
+            bar.set_description(f"{arm[:20]} o{o} {task.id[-22:]}", refresh=False)
+            bar.set_postfix(pass1=f"{totals['passed'] / totals['n']:.2f}", usd=f"{totals['usd']:.2e}", refresh=False)
+            bar.update(1)
 
     for o in run_orders:
         for arm in method.arms:

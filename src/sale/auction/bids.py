@@ -56,6 +56,11 @@ def make_bid(ledger, agent: str, task, bid_max_tokens: int, messages: list[dict]
              refined: bool = False) -> Bid:
     gen = ledger.generate(agent, "refine" if refined else "bid", messages or bid_messages(task, bid_max_tokens),
                           max_tokens=bid_max_tokens)
+    return bid_from_generation(agent, gen, refined)
+
+
+def bid_from_generation(agent: str, gen, refined: bool = False) -> Bid:
+    """A bid from the bidder's generation: the plan, |s| (its completion tokens) and H(s) (mean entropy)."""
     return Bid(agent=agent, plan=gen.text.strip(), tokens=gen.completion_tokens, entropy=gen.mean_entropy,
                entropy_approximate=gen.entropy_approximate, refined=refined)
 

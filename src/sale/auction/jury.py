@@ -11,6 +11,7 @@ import random
 
 from sale.agents import load_prompts
 from sale.auction.bids import Bid
+from sale.llm.base import OptionScores
 
 
 def jury_messages(task, plan: str) -> list[dict]:
@@ -21,8 +22,9 @@ def jury_messages(task, plan: str) -> list[dict]:
 
 
 def rate(ledger, jurors: list[str], task, bids: list[Bid], options: list[str], rng: random.Random,
-         self_evaluation: bool = True) -> None:
-    """Fill bid.jury and bid.jury_argmax for every bid, in place. The rating calls run concurrently (Ledger.map);
+         self_evaluation: bool = True) -> dict[tuple[str, int], OptionScores]:
+    """Fill bid.jury and bid.jury_argmax for every bid, in place; return each rating's distribution over the
+    options, keyed (juror, bid index). The rating calls run concurrently (Ledger.map);
     the shuffles are drawn first, so the random stream and the call log are those of a sequential jury."""
     ratings = []  # (juror, bid index), each juror's plans in its shuffled order
     for juror in jurors:
@@ -34,3 +36,4 @@ def rate(ledger, jurors: list[str], task, bids: list[Bid], options: list[str], r
     for (juror, i), s in zip(ratings, scores):
         bids[i].jury[juror] = s.expected_value()
         bids[i].jury_argmax[juror] = int(s.argmax())
+    return dict(zip(ratings, scores))

@@ -67,6 +67,7 @@ class Pool:
         self.concurrency = max(1, int(concurrency))
         self._loaded: dict[str, LLM] = {}
         self._loading = threading.Lock()  # one model loads at a time: transformers' loading is not thread-safe
+        self._cpu_room = None  # created on first use: the models on this CPU take turns (sale.concurrency.CpuRoom)
         self.server_log_dir = None  # where servers this pool starts write their logs (the runner: <run dir>/servers)
 
     @classmethod
@@ -104,14 +105,18 @@ class Pool:
     def llm(self, name: str) -> LLM:
         """The agent's model, loaded (or its server started) on first use, then kept. Thread-safe."""
         if name not in self._loaded:
-            from sale.concurrency import AgentGate, agent_limit
+            from sale.concurrency import AgentGate, CpuRoom, agent_limit, computes_on_this_cpu
 
             spec = self.spec(name)
             with self._loading:
                 if name not in self._loaded:
                     limit = agent_limit(spec.backend, self.concurrency)
                     llm = load_backend(spec, pool_name=self.name, slots=limit, server_log_dir=self.server_log_dir)
-                    self._loaded[name] = AgentGate(llm, limit)
+                    room = None
+                    if self.concurrency > 1 and computes_on_this_cpu(spec.backend, spec.options):
+                        self._cpu_room = self._cpu_room or CpuRoom()
+                        room = self._cpu_room
+                    self._loaded[name] = AgentGate(llm, limit, room)
         return self._loaded[name]
 
     def close(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -25,6 +25,7 @@ class Generation:
     entropy_approximate: bool = False  # True when computed from renormalised top-k log-probabilities
     finish_reason: str = "stop"  # "stop" | "length"
     cached: bool = False  # served from the call cache (tokens are still charged)
+    tokens: list[str] = field(default_factory=list)  # each completion token's text, where the backend reports it
 
     @property
     def mean_entropy(self) -> float:
@@ -121,7 +122,9 @@ def generation_from_chat_completion(data: dict, latency_s: float, estimator: str
     usage = data.get("usage") or {}
     return Generation(text=choice["message"].get("content") or "", prompt_tokens=int(usage.get("prompt_tokens", 0)),
                       completion_tokens=int(usage.get("completion_tokens", len(steps))), entropies=entropies,
-                      latency_s=latency_s, entropy_approximate=True, finish_reason=choice.get("finish_reason") or "stop")
+                      latency_s=latency_s, entropy_approximate=True,
+                      finish_reason=choice.get("finish_reason") or "stop",
+                      tokens=[step.get("token", "") for step in steps])
 
 
 def option_probs_from_logits(logits: np.ndarray, option_ids: Sequence[int]) -> tuple[list[float], float]:
