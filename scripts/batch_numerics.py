@@ -1,0 +1,74 @@
+"""Does decoding in a batch change what a model writes? Greedy texts and entropies of the same prompts, one at a time
+against N at once, on each agent of a pool (llama.cpp batches the sequences of its parallel slots together).
+
+    .venv/bin/python scripts/batch_numerics.py                # cpu pool, 8 prompts, 96 tokens, N = 4 (~5 min)
+
+Writes data/bench/batch_numerics.{parquet,md}: per agent, how many of the greedy texts are identical, the largest
+difference in mean entropy, and where the first differing text first departs (in characters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+import yaml
+
+from sale import CONF_DIR, DATA_DIR
+from sale.concurrency import parallel_map
+from sale.llm import Pool
+
+PROMPTS = [f"Write a Python function that returns the {k}-th prime number, then explain it briefly." for k in
+           range(1, 5)] + [f"Plan in three steps how to find who the {r} of a person is in a family wiki." for r in
+                            ("grandmother", "father-in-law", "nephew", "great-grandson")]
+
+
+def generate_all(pool_name: str, n: int, max_tokens: int) -> dict[str, list]:
+    pool = Pool.from_config(yaml.safe_load((CONF_DIR / "pool" / f"{pool_name}.yaml").read_text()), concurrency=n)
+    try:
+        out = {}
+        for agent in pool.names:
+            llm = pool.llm(agent)
+            out[agent] = parallel_map(lambda p: llm.generate([{"role": "user", "content": p}], max_tokens=max_tokens),
+                                      PROMPTS, n)
+        return out
+    finally:
+        pool.close()
+
+
+def first_difference(a: str, b: str) -> int | None:
+    if a == b:
+        return None
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pool", default="cpu")
+    ap.add_argument("--n", type=int, default=4, help="sequences decoded at once")
+    ap.add_argument("--max-tokens", type=int, default=96)
+    args = ap.parse_args()
+    alone, batched = generate_all(args.pool, 1, args.max_tokens), generate_all(args.pool, args.n, args.max_tokens)
+    rows = []
+    for agent in alone:
+        for i, (a, b) in enumerate(zip(alone[agent], batched[agent])):
+            rows.append({"agent": agent, "prompt": i, "identical": a.text == b.text,
+                         "first_difference_char": first_difference(a.text, b.text),
+                         "entropy_alone": a.mean_entropy, "entropy_batched": b.mean_entropy,
+                         "abs_entropy_diff": abs(a.mean_entropy - b.mean_entropy), "n": args.n})
+    df = pd.DataFrame(rows)
+    out = DATA_DIR / "bench" / "batch_numerics"
+    df.to_parquet(out.with_suffix(".parquet"), index=False)
+    summary = df.groupby("agent", sort=False).agg(identical=("identical", "sum"), prompts=("identical", "size"),
+                                                  max_abs_entropy_diff=("abs_entropy_diff", "max"),
+                                                  median_first_difference_char=("first_difference_char", "median"))
+    text = (f"# Greedy decoding alone against {args.n} at once (pool {args.pool}, {args.max_tokens} tokens)\n\n"
+            f"Command: `.venv/bin/python scripts/batch_numerics.py {' '.join(sys.argv[1:])}`\n\n"
+            f"{summary.to_markdown(floatfmt='.4f')}\n")
+    out.with_suffix(".md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
