@@ -16,8 +16,8 @@ test: setup  ## the whole test suite, real-model tests included (what CI runs)
 test-fast: setup  ## tests that load no real model file
 	$(PY) -m pytest -m "not models"
 
-demo: setup  ## the main job on the embedded cpu pool: a small SALE run, summary table and a figure
-	$(PY) -m sale.run experiment=demo
+demo: setup  ## the main job on the embedded cpu pool: SALE beside the largest agent alone, table and figure
+	$(PY) -m sale.demo $(ARGS)
 
 figures: setup  ## execute notebooks/ against the logs and write figures/
 	$(PY) scripts/run_notebooks.py

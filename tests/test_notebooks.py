@@ -172,3 +172,15 @@ def test_dynamics_and_ablation_notebooks_draw_everything_on_complete_runs(fake_r
     ablations = pd.read_csv(tmp_path / "05_ablations.csv")
     assert list(ablations["ablation"]) == list(ABLATIONS)
     assert "tokens %" in (tmp_path / "05_overhead.md").read_text()
+
+
+@pytest.mark.models
+def test_one_auction_notebook_runs_live_on_the_cpu_pool(tmp_path, monkeypatch):
+    """Notebook 00 runs two real auctions (steps 1-3 by hand, then run_auction) and the winners' executions."""
+    monkeypatch.setenv("SALE_FIGURES_DIR", str(tmp_path))
+    nb = execute("00_one_auction")
+    text = printed(nb)
+    assert "provisional winner" in text and "executes" in text and "the auction's share of the dollars" in text
+    images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert images >= 4
+    assert (tmp_path / "00_jury.png").stat().st_size > 10_000 and (tmp_path / "00_scores.png").exists()
