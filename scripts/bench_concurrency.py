@@ -3,7 +3,8 @@
 Every point is a real `python -m sale.run` in a fresh subprocess and a fresh run directory, with no call cache;
 throughput is read from the run's own log, in the steady state: the tasks finished after the first one, over the
 time from the first task's end to the last's. The start-up (loading models, starting servers) and one-off warm-ups
-(a PhantomWiki universe's search index, built by the first task) are left out.
+(a PhantomWiki universe's search index, built by the first task) are left out. Each stub point is run 3 times
+and the median kept.
 
   target=stub        the harness alone: pool=stub (sale.llm.stub_server, a STUB that answers every call after a
                      fixed delay, 0.2 s) on PhantomWiki tasks, one call each. Speed-up against N shows whether the
@@ -114,6 +115,7 @@ def raw_client_calls_per_s(levels: list[int], seconds: float = 4.0) -> dict[int,
 
 def run_point(target: str, n: int, extra: list[str], workdir: Path) -> dict:
     run_dir = workdir / f"{target}-{n}"
+    workdir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "sale.run", *TARGETS[target], *extra, f"run.concurrency={n}", f"run.dir={run_dir}",
            "run.cache=null", "run.figure=false"]
     t0 = time.perf_counter()
@@ -149,6 +151,9 @@ def main() -> None:
     ap.add_argument("--stub-levels", nargs="+", type=int, default=[1, 2, 4, 8, 16, 32, 64])
     ap.add_argument("--server-levels", nargs="+", type=int, default=[1, 2, 4, 8])
     ap.add_argument("--stub-tasks", type=int, default=256, help="PhantomWiki tasks per stub point")
+    ap.add_argument("--stub-repeats", type=int, default=3,
+                    help="runs per stub point; the median is kept (a point at 64 lasts about a second, so one "
+                         "scheduling hiccup on a shared machine would decide it)")
     ap.add_argument("--out", default=str(DATA_DIR / "bench" / "concurrency"))
     args = ap.parse_args()
 
@@ -158,7 +163,12 @@ def main() -> None:
             levels = args.stub_levels if target == "stub" else args.server_levels
             extra = [f"run.limit={args.stub_tasks}", "tasks.per_bin=null"] if target == "stub" else []
             print(f"[bench] {target}: {levels} in flight", flush=True)
-            rows += [run_point(target, n, extra, Path(tmp)) for n in levels]
+            for n in levels:
+                repeats = args.stub_repeats if target == "stub" else 1
+                runs = [run_point(target, n, extra, Path(tmp) / f"r{i}") for i in range(repeats)]
+                median = sorted(runs, key=lambda r: r["tasks_per_hour"])[len(runs) // 2]
+                rows.append({**median, "repeats": repeats,
+                             "tasks_per_hour_all": ", ".join(f"{r['tasks_per_hour']:.0f}" for r in runs)})
     df = pd.DataFrame(rows)
     if "stub" in args.targets:
         stub = df["target"] == "stub"

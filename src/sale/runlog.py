@@ -34,6 +34,8 @@ class Journal:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / "journal.jsonl"
         self._thread_lock = threading.Lock()
+        self._unsynced = threading.Event()
+        self._sync_thread: threading.Thread | None = None
         with self._locked():
             self._repair()
 
@@ -80,8 +82,24 @@ class Journal:
             self._repair()  # another process may have been killed mid-line
             with open(self.path, "a") as f:
                 f.write(line)
-        # The line is whole in the file (a killed process cannot lose it); the fsync, which guards against a crash
-        # of the machine, runs outside the lock so that appends from other threads do not queue behind it.
+        # The line is now whole in the file: a killed process cannot lose it. The fsync, which guards against a
+        # crash of the machine itself, runs on a background thread that syncs whatever has been appended since its
+        # last sync (group commit), so a task's thread never waits for the disk; export() syncs at the end.
+        if self._sync_thread is None:
+            self._sync_thread = threading.Thread(target=self._sync_loop, name="sale-journal-fsync", daemon=True)
+            self._sync_thread.start()
+        self._unsynced.set()
+
+    def _sync_loop(self) -> None:
+        while True:
+            self._unsynced.wait()
+            self._unsynced.clear()
+            self.sync()
+
+    def sync(self) -> None:
+        """Put every line appended so far on disk."""
+        if not self.path.exists():
+            return
         fd = os.open(self.path, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -97,6 +115,7 @@ class Journal:
 
     def export(self) -> dict[str, pd.DataFrame]:
         """Write results/calls/bids parquet from the journal (atomically) and return them."""
+        self.sync()
         frames = frames_from_records(self.records())
         for name, df in frames.items():
             path = self.run_dir / f"{name}.parquet"
