@@ -38,6 +38,8 @@ import pandas as pd
 from sale import DATA_DIR, REPO_ROOT
 
 STUB_DELAY_S = 0.2
+RAW_BODY = {"model": "m", "messages": [{"role": "user", "content": "x" * 2000}], "max_tokens": 192,
+            "logprobs": True, "top_logprobs": 1}  # the request of the raw-client measurements
 TARGETS = {
     "stub": ["pool=stub", f"pool.agents.stub.serve.delay_s={STUB_DELAY_S}", "tasks=phantomwiki", "method=single"],
     "cpu_server": ["pool=cpu_server", "tasks=phantomwiki", "tasks.per_bin=2", "method=single",
@@ -63,13 +65,11 @@ def raw_http_ms(n: int = 300) -> float:
 
     server = LocalServer("raw-http", None, engine="stub", delay_s=0.0).start()
     try:
-        body = {"model": "m", "messages": [{"role": "user", "content": "x" * 2000}], "max_tokens": 192,
-                "logprobs": True, "top_logprobs": 1}
         with httpx.Client() as client:
             for i in range(n + 20):
                 if i == 20:
                     t0 = time.perf_counter()
-                client.post(server.base_url + "/chat/completions", json=body).raise_for_status()
+                client.post(server.base_url + "/chat/completions", json=RAW_BODY).raise_for_status()
         return (time.perf_counter() - t0) / n * 1000
     finally:
         server.stop()
@@ -84,8 +84,6 @@ def raw_client_calls_per_s(levels: list[int], seconds: float = 4.0) -> dict[int,
     from sale.llm.local_server import LocalServer
 
     server = LocalServer("raw-client", None, engine="stub", delay_s=STUB_DELAY_S).start()
-    body = {"model": "m", "messages": [{"role": "user", "content": "x" * 2000}], "max_tokens": 192,
-            "logprobs": True, "top_logprobs": 1}
     out = {}
     try:
         for n in levels:
@@ -94,7 +92,7 @@ def raw_client_calls_per_s(levels: list[int], seconds: float = 4.0) -> dict[int,
 
             def worker():
                 while not stop.is_set():
-                    client.post(server.base_url + "/chat/completions", json=body).raise_for_status()
+                    client.post(server.base_url + "/chat/completions", json=RAW_BODY).raise_for_status()
                     done[0] += 1
 
             threads = [threading.Thread(target=worker) for _ in range(n)]

@@ -6,13 +6,14 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from sale.concurrency import AgentGate, Interrupted, parallel_map, run_streams
 from sale.llm import LLMError
 from sale.llm.base import Generation, OptionScores
+from sale.llm.stub_server import StubHandler
 from sale.runlog import Journal
 
 
@@ -152,7 +153,7 @@ def test_journal_takes_whole_lines_from_threads_and_processes(tmp_path):
 # ------------------------------------------------------------------------------------ the HTTP backend
 
 
-class FlakyHandler(BaseHTTPRequestHandler):
+class FlakyHandler(StubHandler):
     """Answers with the status codes queued on the server, then with a chat completion."""
 
     def do_POST(self):
@@ -166,15 +167,7 @@ class FlakyHandler(BaseHTTPRequestHandler):
                              "logprobs": {"content": [{"token": "ok", "logprob": -0.1,
                                                        "top_logprobs": [{"token": "ok", "logprob": -0.1}]}]}}],
                 "usage": {"prompt_tokens": 5, "completion_tokens": 1}} if status == 200 else {"error": "busy"}
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        self._send(status, body)
 
 
 @pytest.fixture

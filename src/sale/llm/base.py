@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
@@ -154,9 +155,6 @@ def option_scores_from_chat_completions(ask, options: Sequence[str], top_k: int,
     top_logprobs=k and returns its JSON. Options match token texts exactly (" 3" is another token than "3"). When an
     option is not among the top k and the server can return more (fallback_k, e.g. a whole vocabulary for llama.cpp),
     it is asked once more; otherwise the missing options get probability 0 and the scores are marked approximate."""
-    import math
-    import time
-
     def found_in(data: dict) -> dict[str, float]:
         steps = (data["choices"][0].get("logprobs") or {}).get("content") or []
         if not steps:
