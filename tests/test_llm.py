@@ -71,7 +71,7 @@ def test_transformers_generate_entropies_match_direct_forward(tiny_pool):
     assert gen.prompt_tokens > 5 and 0 < gen.completion_tokens <= 12
     assert len(gen.entropies) == gen.completion_tokens and not gen.entropy_approximate
     # Recompute each step's entropy from one forward pass over prompt + completion.
-    ids = llm.prompt_ids(MSGS)
+    ids = torch.tensor([llm.prompt_ids(MSGS)])
     out = llm.model.generate(ids, max_new_tokens=12, do_sample=False, top_p=None, top_k=None,
                              pad_token_id=llm.tokenizer.pad_token_id)
     full = out[:, : ids.shape[1] + gen.completion_tokens]
@@ -88,7 +88,7 @@ def test_transformers_score_options_is_one_forward_pass(tiny_pool):
     llm = tiny_pool.llm("tiny-qwen2-c")
     scores = llm.score_options(MSGS, DIGITS)
     assert sum(scores.probs) == pytest.approx(1.0) and len(scores.probs) == 6
-    ids = llm.prompt_ids(MSGS)
+    ids = torch.tensor([llm.prompt_ids(MSGS)])
     with torch.no_grad():
         last = llm.model(ids).logits[0, -1].double().numpy()
     option_ids = [llm.tokenizer.encode(d, add_special_tokens=False)[0] for d in DIGITS]

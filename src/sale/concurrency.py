@@ -112,6 +112,14 @@ class AgentGate:
         with self._slots, self._turn():
             return self.llm.score_options(*args, **kwargs)
 
+    def score_options_batch(self, messages_list, options):
+        """One batched call where the backend rates several prompts in one pass (transformers), else one by one."""
+        with self._slots, self._turn():
+            batch = getattr(self.llm, "score_options_batch", None)
+            if batch is not None:
+                return batch(messages_list, options)
+            return [self.llm.score_options(m, options) for m in messages_list]
+
     def __getattr__(self, name):
         return getattr(self.llm, name)
 

@@ -73,5 +73,20 @@ class Ledger:
         self._record(agent, phase, "score_options", scores.prompt_tokens, 0, scores.latency_s, scores.cached)
         return scores
 
+    def batches_ratings(self, agent: str) -> bool:
+        """Whether the agent's backend rates several prompts in one forward pass (score_options_many)."""
+        return bool(getattr(self.pool.llm(agent), "batches_ratings", False))
+
+    def score_options_many(self, agent: str, phase: str, messages_list: Sequence[Sequence[Message]],
+                           options: Sequence[str]) -> list[OptionScores]:
+        """score_options for several prompts to one agent, batched where its backend can (batches_ratings).
+        Each rating is recorded as its own call, charged its whole prompt."""
+        llm = self._llm(agent)
+        batch = getattr(llm, "score_options_batch", None)  # AgentGate and CachedLLM have it; a bare LLM may not
+        scores = batch(messages_list, options) if batch else [llm.score_options(m, options) for m in messages_list]
+        for s in scores:
+            self._record(agent, phase, "score_options", s.prompt_tokens, 0, s.latency_s, s.cached)
+        return scores
+
     def total(self, key: str = "cost_usd", phase: str | None = None) -> float:
         return float(sum(c[key] for c in self.calls if phase is None or c["phase"] == phase))

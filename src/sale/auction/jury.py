@@ -24,15 +24,25 @@ def jury_messages(task, plan: str) -> list[dict]:
 def rate(ledger, jurors: list[str], task, bids: list[Bid], options: list[str], rng: random.Random,
          self_evaluation: bool = True) -> dict[tuple[str, int], OptionScores]:
     """Fill bid.jury and bid.jury_argmax for every bid, in place; return each rating's distribution over the
-    options, keyed (juror, bid index). The rating calls run concurrently (Ledger.map);
+    options, keyed (juror, bid index). The rating calls run concurrently (Ledger.map), batched per juror where its
+    backend can;
     the shuffles are drawn first, so the random stream and the call log are those of a sequential jury."""
     ratings = []  # (juror, bid index), each juror's plans in its shuffled order
     for juror in jurors:
         order = list(range(len(bids)))
         rng.shuffle(order)
         ratings += [(juror, i) for i in order if self_evaluation or bids[i].agent != juror]
-    scores = ledger.map(lambda lg, r: lg.score_options(r[0], "jury", jury_messages(task, bids[r[1]].plan), options),
-                        ratings)
+    # A juror whose backend batches (transformers) rates all its plans in one pass over their shared prefix; the
+    # others rate one plan per call, and all calls run concurrently. The log keeps the order of `ratings` either way.
+    groups: list[list[tuple[str, int]]] = []
+    for r in ratings:
+        if groups and groups[-1][0][0] == r[0] and ledger.batches_ratings(r[0]):
+            groups[-1].append(r)
+        else:
+            groups.append([r])
+    per_group = ledger.map(lambda lg, g: lg.score_options_many(g[0][0], "jury", [jury_messages(task, bids[i].plan)
+                                                                                  for _, i in g], options), groups)
+    scores = [s for group in per_group for s in group]
     for (juror, i), s in zip(ratings, scores):
         bids[i].jury[juror] = s.expected_value()
         bids[i].jury_argmax[juror] = int(s.argmax())

@@ -20,7 +20,9 @@ BACKENDS = ("xllamacpp", "llamacpp", "transformers", "openai")
 ENGINE_PACKAGES = {"xllamacpp": "xllamacpp", "llamacpp": "llama-cpp-python", "transformers": "transformers"}
 # Pool options that change how fast a call runs, never what it returns: left out of the call-cache key.
 # n_parallel (a server's slots) is one of them: each slot keeps its own n_ctx, so a prompt sees the same context.
-EXECUTION_ONLY_OPTIONS = {"n_threads", "timeout_s", "api_key_env", "n_parallel", "retries", "base_url"}
+# KV reuse, placement and attention kernels likewise (transformers: greedy output is tested equal with and without).
+EXECUTION_ONLY_OPTIONS = {"n_threads", "timeout_s", "api_key_env", "n_parallel", "retries", "base_url", "kv_reuse",
+                          "kv_cache_entries", "device_map", "max_memory", "device"}
 
 
 def engine_id(backend: str) -> str:
@@ -146,6 +148,10 @@ class Pool:
             weights = "sha256:" + catalogue()[asset]["sha256"]
         else:
             weights = str(asset or opts.pop("model", None) or opts.pop("model_path", ""))
+        # What the loaded model resolved beyond its options (transformers: dtype, device type, chat template).
+        loaded = self._loaded.get(name)
+        if loaded is not None and hasattr(loaded, "identity"):
+            opts["resolved"] = loaded.identity()
         extra = json.dumps(opts, sort_keys=True, default=str) if opts else ""
         return f"{engine}|{weights}|{extra}"
 
@@ -173,14 +179,12 @@ def load_backend(spec: AgentSpec, pool_name: str | None = None, slots: int = 1, 
         from sale.llm.transformers_backend import TransformersLLM
 
         if "asset" in opts:
-            from sale.assets import verified_asset
+            from sale.assets import hf_checkpoint, verified_asset
 
             asset = opts.pop("asset")
-            path = verified_asset(asset, pool_name)
-            if path.is_file():  # a GGUF file: transformers dequantises it
-                opts.setdefault("gguf_file", path.name)
-                path = path.parent
-            opts["model"] = path
+            # a GGUF file runs from its converted checkpoint; a tiny test model is a checkpoint already
+            opts["model"] = verified_asset(asset, pool_name) if asset.startswith("tiny:") else hf_checkpoint(asset,
+                                                                                                           pool_name)
         return TransformersLLM(spec.name, **opts)
     from sale.llm.openai_compat import OpenAICompatLLM
 

@@ -78,3 +78,18 @@ class CachedLLM:
         scores = self.llm.score_options(messages, options)
         self.cache.put(key, dataclasses.asdict(scores))
         return scores
+    def score_options_batch(self, messages_list: Sequence[Sequence[Message]],
+                            options: Sequence[str]) -> list[OptionScores]:
+        """Each prompt from the cache where it was scored before; the others in one batch (see AgentGate)."""
+        keys = [CallCache.key(kind="score_options", model=self.model_key, messages=list(m), options=list(options))
+                for m in messages_list]
+        out = [self.cache.get(k) for k in keys]
+        out = [dataclasses.replace(OptionScores(**hit), cached=True) if hit is not None else None for hit in out]
+        misses = [i for i, s in enumerate(out) if s is None]
+        if misses:
+            fresh = self.llm.score_options_batch([messages_list[i] for i in misses], options)
+            for i, scores in zip(misses, fresh):
+                self.cache.put(keys[i], dataclasses.asdict(scores))
+                out[i] = scores
+        return out
+
