@@ -249,12 +249,6 @@ def build_tiny_model(name: str) -> Path:
     return out
 
 
-# ------------------------------------------------------------------------------------------------ CLI
-
-
-def pool_assets(pool_name: str) -> list[tuple[str, str]]:
-    """(agent, asset-or-hub-id) for every agent of conf/pool/<pool_name>.yaml."""
-    path = CONF_DIR / "pool" / f"{pool_name}.yaml"
 def hf_checkpoint(name: str, pool: str | None = None) -> Path:
     """A GGUF asset as a transformers checkpoint: dequantised once by transformers (about 35 s for the 0.5B), saved
     as bfloat16 safetensors next to the GGUF file, and reloaded from there in seconds. The checkpoint records the
@@ -292,6 +286,12 @@ def hf_checkpoint(name: str, pool: str | None = None) -> Path:
     return out
 
 
+# ------------------------------------------------------------------------------------------------ CLI
+
+
+def pool_assets(pool_name: str) -> list[tuple[str, str]]:
+    """(agent, asset-or-hub-id) for every agent of conf/pool/<pool_name>.yaml."""
+    path = CONF_DIR / "pool" / f"{pool_name}.yaml"
     if not path.exists():
         known = sorted(p.stem for p in (CONF_DIR / "pool").glob("*.yaml"))
         raise AssetError(f"unknown pool {pool_name!r}; known pools: {known}")
@@ -306,12 +306,6 @@ def hf_checkpoint(name: str, pool: str | None = None) -> Path:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m sale.assets", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["fetch", "verify", "list"])
 def _converted_agents(pool_name: str) -> set[str]:
     """Agents of the pool that run a GGUF asset through transformers (so through its converted checkpoint)."""
     pool = yaml.safe_load((CONF_DIR / "pool" / f"{pool_name}.yaml").read_text())
@@ -319,6 +313,12 @@ def _converted_agents(pool_name: str) -> set[str]:
             if spec.get("backend") == "transformers" and str(spec.get("asset", "tiny:")).split(":")[0] != "tiny"}
 
 
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m sale.assets", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=["fetch", "verify", "list"])
     p.add_argument("pool", nargs="?", default="pool=cpu", help="pool=<name> (a file in conf/pool/); default cpu")
     args = p.parse_args(argv)
     pool = args.pool.removeprefix("pool=")
@@ -335,14 +335,14 @@ def _converted_agents(pool_name: str) -> set[str]:
                 continue
             if args.action == "fetch":
                 fetch_asset(asset)
+                if agent in _converted_agents(pool):
+                    hf_checkpoint(asset, pool)
             elif asset.startswith("tiny:"):
                 verified_asset(asset, pool)
             else:
                 verify(asset_path(asset), catalogue()[asset]["sha256"], pool, force=True)
             print(f"[assets] {agent}: ok")
     except AssetError as e:
-                if agent in _converted_agents(pool):
-                    hf_checkpoint(asset, pool)
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
