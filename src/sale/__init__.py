@@ -12,3 +12,8 @@ __version__ = "0.1.0"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = REPO_ROOT / "conf"
 DATA_DIR = REPO_ROOT / "data"
+
+
+class StorageError(RuntimeError):
+    """A file the run writes or reads (journal, logs, call cache, run directory) cannot be used: a full disk, a
+    read-only directory, a corrupt file. The message names the file, what went wrong and the fix."""

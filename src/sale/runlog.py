@@ -9,6 +9,10 @@
       .hydra/            Hydra's own record of the command line
 
 A killed run loses at most the tasks in flight: rerunning the same command skips every journalled task.
+A damaged journal loses no finished task either: a half-written last line (a kill, a power cut) is cut off, a line
+that is not a whole record (disk corruption, a stray edit) is moved to journal.unreadable.jsonl and its task is run
+again, and a task journalled twice (the same command started twice at once) counts once. A write that fails (a
+full disk, a read-only directory) stops the run with a StorageError naming the file and the fix.
 Concurrent writers are safe: threads of one run (run.concurrency) and processes sharing a run directory (SALE's
 orders as separate cluster jobs, run.only_order) append whole lines under a file lock, and each export writes its
 own temporary file before replacing the parquet.
@@ -25,19 +29,40 @@ from pathlib import Path
 
 import pandas as pd
 
+from sale import StorageError
+
 LOGS = ("results", "calls", "bids")
+UNREADABLE = "journal.unreadable.jsonl"
+
+
+def storage_error(path, action: str, error: OSError) -> StorageError:
+    """A StorageError that names the file, the OS's reason and the fix."""
+    import errno
+
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free some space (or point run.dir / run.cache elsewhere) and rerun the same command: it resumes"
+    elif error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        fix = "make it writable, or copy the run directory somewhere writable and point run.dir=... there"
+    else:
+        fix = "fix the file system, then rerun the same command: it resumes"
+    return StorageError(f"cannot {action} {path}: {reason}.\n  fix: {fix}")
 
 
 class Journal:
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / "journal.jsonl"
         self._thread_lock = threading.Lock()
         self._unsynced = threading.Event()
         self._sync_thread: threading.Thread | None = None
-        with self._locked():
-            self._repair()
+        self._sync_error: OSError | None = None
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with self._locked():
+                self._repair()
+        except OSError as e:
+            raise storage_error(self.path, "open the journal", e) from e
 
     @contextmanager
     def _locked(self):
@@ -59,18 +84,37 @@ class Journal:
             if f.read(1) == b"\n":
                 return
         data = self.path.read_bytes()
-        self.path.write_bytes(data[: data.rfind(b"\n") + 1])
+        os.truncate(self.path, data.rfind(b"\n") + 1)  # in place: no moment when the journal is gone
 
     def records(self) -> list[dict]:
+        """Every journalled task once: lines that are not whole records are skipped, a repeated key keeps its
+        first record."""
         if not self.path.exists():
             return []
         with self._locked():
-            text = self.path.read_text()
-        out = []
-        for line in text.splitlines():
-            if line.strip():
-                out.append(json.loads(line))
-        return out
+            data = self.path.read_bytes()
+        return parse_records(data)[0]
+
+    def check(self) -> tuple[list[dict], list[int], int]:
+        """records(), after setting the journal straight: lines that are not whole records are moved to
+        journal.unreadable.jsonl (their tasks then run again) and repeated keys are dropped, in one atomic rewrite
+        under the lock. Returns (records, line numbers set aside, duplicates dropped)."""
+        if not self.path.exists():
+            return [], [], 0
+        try:
+            with self._locked():
+                data = self.path.read_bytes()
+                records, bad, duplicates = parse_records(data)
+                if bad or duplicates:
+                    lines = data.split(b"\n")
+                    with open(self.run_dir / UNREADABLE, "ab") as f:
+                        f.write(b"".join(lines[i - 1] + b"\n" for i in bad))
+                    tmp = self.path.with_suffix(f".jsonl.{os.getpid()}.tmp")
+                    _write_durably(tmp, "w", records)
+                    tmp.replace(self.path)
+        except OSError as e:
+            raise storage_error(self.path, "repair the journal", e) from e
+        return records, bad, duplicates
 
     def done(self) -> set[tuple]:
         return {tuple(r["key"]) for r in self.records()}
@@ -78,10 +122,13 @@ class Journal:
     def append(self, key: tuple, result: dict, calls: list[dict], bids: list[dict] | None = None) -> None:
         record = {"key": list(key), "result": result, "calls": calls, "bids": bids or []}
         line = _encode([record])
-        with self._locked():
-            self._repair()  # another process may have been killed mid-line
-            with open(self.path, "a") as f:
-                f.write(line)
+        try:
+            with self._locked():
+                self._repair()  # another process may have been killed mid-line
+                with open(self.path, "a") as f:
+                    f.write(line)
+        except OSError as e:  # what reached the file is a partial line: the next append or run cuts it off
+            raise storage_error(self.path, "append to the journal", e) from e
         # The line is now whole in the file: a killed process cannot lose it. The fsync, which guards against a
         # crash of the machine itself, runs on a background thread that syncs whatever has been appended since its
         # last sync (group commit), so a task's thread never waits for the disk; export() syncs at the end.
@@ -94,17 +141,24 @@ class Journal:
         while True:
             self._unsynced.wait()
             self._unsynced.clear()
-            self.sync()
+            try:
+                self.sync()
+            except StorageError:
+                pass  # kept in _sync_error: export() raises it
 
     def sync(self) -> None:
         """Put every line appended so far on disk."""
         if not self.path.exists():
             return
-        fd = os.open(self.path, os.O_RDONLY)
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            self._sync_error = e
+            raise storage_error(self.path, "sync the journal to disk", e) from e
 
     def keep_only(self, records: list[dict]) -> None:
         """Rewrite the journal (atomically) to hold just these records, e.g. those of `records()` still wanted."""
@@ -116,15 +170,21 @@ class Journal:
     def export(self) -> dict[str, pd.DataFrame]:
         """Write results/calls/bids parquet from the journal (atomically) and return them."""
         self.sync()
+        if self._sync_error is not None:
+            raise storage_error(self.path, "sync the journal to disk", self._sync_error)
         frames = frames_from_records(self.records())
         for name, df in frames.items():
             path = self.run_dir / f"{name}.parquet"
-            if df.empty:
-                path.unlink(missing_ok=True)
-                continue
             tmp = path.with_suffix(f".parquet.{os.getpid()}.tmp")
-            df.to_parquet(tmp, index=False)
-            tmp.replace(path)
+            try:
+                if df.empty:
+                    path.unlink(missing_ok=True)
+                    continue
+                df.to_parquet(tmp, index=False)
+                tmp.replace(path)
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                raise storage_error(path, "write", e) from e
         return frames
 
 
@@ -141,13 +201,35 @@ def read_journal(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "journal.jsonl"
     if not path.exists():
         return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
+    return parse_records(path.read_bytes())[0]
+
+
+def parse_records(data: bytes) -> tuple[list[dict], list[int], int]:
+    """The whole records of a journal's bytes, each key once (its first record). Also returns the line numbers
+    (1-based) that are not whole records, and how many repeated keys were dropped. A last line without its newline
+    (cut mid-write) is neither: the next append cuts it off."""
+    lines = data.split(b"\n")
+    if lines and lines[-1]:
+        lines = lines[:-1]  # unterminated: half-written
+    records, bad, seen, duplicates = [], [], set(), 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
             continue
-    return out
+        try:
+            record = json.loads(line)
+            key = tuple(record["key"])
+            if not (len(key) == 3 and isinstance(record["result"], dict) and isinstance(record["calls"], list)
+                    and isinstance(record.get("bids", []), list)):
+                raise ValueError("not a journal record")
+        except (ValueError, KeyError, TypeError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            bad.append(number)
+            continue
+        if key in seen:
+            duplicates += 1
+            continue
+        seen.add(key)
+        records.append(record)
+    return records, bad, duplicates
 
 
 def _encode(records: list[dict]) -> str:
@@ -174,9 +256,18 @@ def load_logs(run_dir: str | Path) -> dict[str, pd.DataFrame]:
     """The logs of a run directory (empty frames for the ones it does not have). An unfinished or interrupted run
     has no up-to-date parquet yet: when the journal holds more tasks than results.parquet, it is read instead."""
     run_dir = Path(run_dir)
-    results_path = run_dir / "results.parquet"
     records = read_journal(run_dir)
-    if records and (not results_path.exists() or len(pd.read_parquet(results_path, columns=["task_id"])) < len(records)):
+    try:
+        frames = {name: (pd.read_parquet(run_dir / f"{name}.parquet") if (run_dir / f"{name}.parquet").exists()
+                         else pd.DataFrame()) for name in LOGS}
+    except Exception:  # a corrupt parquet (pyarrow raises its own types): the journal holds the same rows
+        if not records:
+            raise
         return frames_from_records(records)
-    return {name: (pd.read_parquet(run_dir / f"{name}.parquet") if (run_dir / f"{name}.parquet").exists()
-                   else pd.DataFrame()) for name in LOGS}
+    if records:
+        missing = [name for name in LOGS if not (run_dir / f"{name}.parquet").exists()]
+        if len(frames["results"]) < len(records) or missing:
+            from_journal = frames_from_records(records)
+            if len(frames["results"]) < len(records) or any(not from_journal[name].empty for name in missing):
+                return from_journal
+    return frames
