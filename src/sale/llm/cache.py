@@ -17,20 +17,42 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
+from sale import StorageError
 from sale.llm.base import Generation, LLM, Message, OptionScores
 
 
 class CallCache:
+    """Any failure to use the file (corrupt, unreadable, a full disk, a read-only directory) is a StorageError that
+    names the file and the fix; opening it checks it can be read and written, so a bad cache stops a run before any
+    model loads."""
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout=60000")  # other processes (cluster jobs) may share the file
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self.hits = 0
         self.misses = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout=60000")  # other processes (cluster jobs) may share the file
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._db.execute("SELECT key FROM calls LIMIT 1").fetchall()
+            self._db.execute("BEGIN IMMEDIATE")  # takes the write lock: fails now, not mid-run, if it cannot write
+            self._db.execute("ROLLBACK")
+        except (sqlite3.Error, OSError) as e:
+            raise self._error("open", e) from e
+
+    def _error(self, action: str, e: Exception) -> StorageError:
+        reason = str(e)
+        if "full" in reason or getattr(e, "errno", None) == 28:
+            fix = "free some space, or point run.cache=... at another disk (run.cache=null: no cache), and rerun"
+        elif "readonly" in reason or "read-only" in reason or "unable to open" in reason:
+            fix = "make its directory writable, or point run.cache=... (or SALE_CACHE_DIR) somewhere writable"
+        else:
+            fix = (f"it only saves recomputation: move it away (mv {self.path} {self.path}.bad) or point run.cache=... "
+                   "at another file, and rerun")
+        return StorageError(f"cannot {action} the call cache {self.path}: {reason}.\n  fix: {fix}")
 
     @staticmethod
     def key(**parts) -> str:
@@ -38,7 +60,10 @@ class CallCache:
 
     def get(self, key: str) -> dict | None:
         with self._lock:
-            row = self._db.execute("SELECT value FROM calls WHERE key = ?", (key,)).fetchone()
+            try:
+                row = self._db.execute("SELECT value FROM calls WHERE key = ?", (key,)).fetchone()
+            except sqlite3.Error as e:
+                raise self._error("read", e) from e
             if row is None:
                 self.misses += 1
                 return None
@@ -47,7 +72,10 @@ class CallCache:
 
     def put(self, key: str, value: dict) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO calls VALUES (?, ?)", (key, json.dumps(value)))
+            try:
+                self._db.execute("INSERT OR REPLACE INTO calls VALUES (?, ?)", (key, json.dumps(value)))
+            except sqlite3.Error as e:
+                raise self._error("write to", e) from e
 
 
 class CachedLLM:
@@ -70,14 +98,6 @@ class CachedLLM:
         self.cache.put(key, dataclasses.asdict(gen))
         return gen
 
-    def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:
-        key = CallCache.key(kind="score_options", model=self.model_key, messages=list(messages), options=list(options))
-        hit = self.cache.get(key)
-        if hit is not None:
-            return dataclasses.replace(OptionScores(**hit), cached=True)
-        scores = self.llm.score_options(messages, options)
-        self.cache.put(key, dataclasses.asdict(scores))
-        return scores
     def score_options_batch(self, messages_list: Sequence[Sequence[Message]],
                             options: Sequence[str]) -> list[OptionScores]:
         """Each prompt from the cache where it was scored before; the others in one batch (see AgentGate)."""
@@ -93,3 +113,11 @@ class CachedLLM:
                 out[i] = scores
         return out
 
+    def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:
+        key = CallCache.key(kind="score_options", model=self.model_key, messages=list(messages), options=list(options))
+        hit = self.cache.get(key)
+        if hit is not None:
+            return dataclasses.replace(OptionScores(**hit), cached=True)
+        scores = self.llm.score_options(messages, options)
+        self.cache.put(key, dataclasses.asdict(scores))
+        return scores
