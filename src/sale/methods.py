@@ -82,6 +82,31 @@ class SingleAgent(Method):
 # ------------------------------------------------------------------------------------------------ SALE
 
 
+def load_weights_for(path, pool, bid_max_tokens: int, any_bid_cap: bool = False):
+    """A fitted weights file, refused with the fix when it does not fit this run: unreadable, fitted for other
+    agents, or fitted at another bid cap (the cost term divides a bid's length by the cap) unless any_bid_cap."""
+    from sale.auction.weights import Weights
+
+    refit = (f"fit weights for this pool and cap (python -m sale.run experiment=scaling tasks.split=train "
+             f"pool={pool.name}, then python -m sale.fit pool={pool.name} auction.bid_max_tokens={bid_max_tokens}), "
+             f"or set auction.weights.path=null for the default weights")
+    try:
+        weights = Weights.load(path)
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"cannot read the weights file {path}: {e}\n  fix: {refit}") from e
+    fitted_pool = weights.provenance.get("pool", "?")
+    if set(weights.w_jury) != set(pool.names):
+        raise ValueError(f"weights {path} were fitted for pool {fitted_pool!r} (agents {sorted(weights.w_jury)}), not "
+                         f"this run's pool {pool.name!r} (agents {sorted(pool.names)})\n  fix: {refit}")
+    fitted_cap = weights.provenance.get("bid_max_tokens")
+    if fitted_cap is not None and int(fitted_cap) != bid_max_tokens and not any_bid_cap:
+        raise ValueError(f"weights {path} were fitted with bids capped at {fitted_cap} tokens, and this run caps them "
+                         f"at {bid_max_tokens} (auction.bid_max_tokens): the cost term divides a bid's length by the "
+                         f"cap, so they would price bids unlike their fit\n  fix: {refit}; or, to apply them at this "
+                         f"cap on purpose (as the short_bids ablation does), auction.weights.any_bid_cap=true")
+    return weights
+
+
 class Sale(Method):
     def __init__(self, cfg, pool, agent_cfg, auction_cfg, embedder, seed: int):
         from sale.auction.memory import AuctionMemory
@@ -91,10 +116,8 @@ class Sale(Method):
         self.order_dependent = self.sequential = True
         self.pool, self.agent_cfg, self.cfg, self.embedder, self.seed = pool, agent_cfg, auction_cfg, embedder, seed
         if auction_cfg.weights.path:
-            self.weights = Weights.load(auction_cfg.weights.path)
-            missing = [a for a in pool.names if a not in self.weights.w_jury]
-            if missing:
-                raise ValueError(f"weights {auction_cfg.weights.path} have no juror weight for {missing}")
+            self.weights = load_weights_for(auction_cfg.weights.path, pool, int(auction_cfg.bid_max_tokens),
+                                            bool(auction_cfg.weights.get("any_bid_cap")))
         else:
             self.weights = Weights.default(pool.names)
         AuctionMemory(k=int(auction_cfg.memory.k), label=auction_cfg.memory.label)  # a bad label fails here
