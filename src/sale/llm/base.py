@@ -118,9 +118,12 @@ def generation_from_chat_completion(data: dict, latency_s: float, estimator: str
     server): entropies estimated from the top k, and marked approximate."""
     choice = data["choices"][0]
     steps = (choice.get("logprobs") or {}).get("content") or []
+    usage = data.get("usage") or {}
+    if not steps and int(usage.get("completion_tokens", 0)) > 0:  # a bid's entropy would silently be 0
+        raise LLMError("the server returned no log-probabilities for the generated tokens, and a bid's entropy "
+                       "needs them: serve the model with log-probabilities enabled (vLLM: --max-logprobs 20)")
     entropies = [entropy_from_top_logprobs([alt["logprob"] for alt in step.get("top_logprobs") or []], estimator)
                  for step in steps]
-    usage = data.get("usage") or {}
     return Generation(text=choice["message"].get("content") or "", prompt_tokens=int(usage.get("prompt_tokens", 0)),
                       completion_tokens=int(usage.get("completion_tokens", len(steps))), entropies=entropies,
                       latency_s=latency_s, entropy_approximate=True,
@@ -161,8 +164,9 @@ def option_scores_from_chat_completions(ask, options: Sequence[str], top_k: int,
             raise LLMError("the server returned no log-probabilities for the option token")
         found: dict[str, float] = {}
         for alt in steps[0].get("top_logprobs") or []:
-            if alt["token"] in options:
-                found[alt["token"]] = max(found.get(alt["token"], -math.inf), alt["logprob"])
+            logprob = float(alt["logprob"])
+            if alt["token"] in options and math.isfinite(logprob):  # NaN or -inf: as good as absent
+                found[alt["token"]] = max(found.get(alt["token"], -math.inf), logprob)
         return found
 
     data = ask(top_k)

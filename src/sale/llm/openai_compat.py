@@ -106,7 +106,9 @@ class OpenAICompatLLM:
         data = self._chat(messages, **params)
         try:
             return generation_from_chat_completion(data, time.perf_counter() - t0, self.entropy_estimator)
-        except (KeyError, IndexError, TypeError) as e:
+        except LLMError as e:
+            raise LLMError(f"{self.name}: {self.base_url}: {e}") from e
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
             raise LLMError(f"{self.name}: {self.base_url} returned a chat completion without the expected "
                            f"fields ({type(e).__name__}: {e})") from e
 
@@ -120,6 +122,9 @@ class OpenAICompatLLM:
             if str(e).startswith(self.name):
                 raise
             raise LLMError(f"{self.name}: {self.base_url}: {e}") from e
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+            raise LLMError(f"{self.name}: {self.base_url} returned log-probabilities without the expected fields "
+                           f"({type(e).__name__}: {e})") from e
 
     def close(self) -> None:
         self.client.close()

@@ -6,12 +6,23 @@ shows whether the harness could keep a GPU server busy. Its reply is a deep-sear
 so a PhantomWiki task costs exactly one call; its jury ratings are uniform. Never use its numbers as results.
 
     python -m sale.llm.stub_server --delay-s 0.2     # pool=stub starts it itself
+
+Faults, for scripts/faults.py: the environment variable SALE_STUB_FAULT (JSON, read at start; a server the runner
+starts inherits it) makes the stub misbehave, so a run's config, and so its run directory, stays the same:
+  {"status": 500, "first": 3}     answer the first 3 chat requests with 500 (no "first": every request)
+  {"die_after": 5}                exit abruptly on the 6th request; {"hang_after": 5}: never answer from the 6th
+  {"body": "<html>"}              answer 200 with this raw body (not JSON); with "first" as above
+  {"no_logprobs": true}           completions without log-probabilities
+  {"jury_tokens": [["x", -0.1]]}  the top log-probabilities of a one-token (jury) answer, as given
+  {"replies": ["text", ...]}      generated texts, one per request in turn (cycling)
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,21 +40,40 @@ class StubHandler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        fault = getattr(self.server, "fault", None) or {}
+        n = next(self.server.counter) if fault else 0  # this request's number, from 1
+        if "die_after" in fault and n > fault["die_after"]:
+            os._exit(3)
+        if "hang_after" in fault and n > fault["hang_after"]:
+            threading.Event().wait()
         time.sleep(self.server.delay_s)
+        faulty = n <= fault.get("first", n)
+        if "status" in fault and faulty:
+            return self._send(int(fault["status"]), {"error": {"message": "stub fault", "code": fault["status"]}})
+        if "body" in fault and faulty:
+            return self._send_raw(200, fault["body"].encode())
         k = int(request.get("top_logprobs") or 1)
         if int(request.get("max_tokens") or 1) == 1:  # a jury rating: one token, the digits equally likely
             tokens = [{"token": str(d), "logprob": -1.791759} for d in range(6)][:k]
+            if "jury_tokens" in fault:
+                tokens = [{"token": t, "logprob": lp} for t, lp in fault["jury_tokens"]]
             content, steps = "0", [{"token": "0", "logprob": -1.791759, "top_logprobs": tokens}]
         else:
             content = REPLY
+            if fault.get("replies"):
+                content = fault["replies"][(n - 1) % len(fault["replies"])]
             steps = [{"token": t, "logprob": -0.05, "top_logprobs": [{"token": t, "logprob": -0.05}]}
-                     for t in ("Action", ":", " answer", "[", "stub", "]")]
-        self._send(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                      "finish_reason": "stop", "logprobs": {"content": steps}}],
-                         "usage": {"prompt_tokens": 100, "completion_tokens": len(steps)}})
+                     for t in (("Action", ":", " answer", "[", "stub", "]") if content == REPLY else content.split())]
+        choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop",
+                  "logprobs": {"content": steps}}
+        if fault.get("no_logprobs"):
+            del choice["logprobs"]
+        self._send(200, {"choices": [choice], "usage": {"prompt_tokens": 100, "completion_tokens": len(steps)}})
 
     def _send(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
+        self._send_raw(status, json.dumps(body).encode())
+
+    def _send_raw(self, status: int, data: bytes) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -68,6 +98,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     server = StubServer(("127.0.0.1", args.port), StubHandler)
     server.delay_s = args.delay_s
+    server.fault = json.loads(os.environ.get("SALE_STUB_FAULT") or "{}")
+    server.counter = itertools.count(1)  # next() is atomic under the GIL: each request gets its own number
+    if server.fault:
+        print(f"[sale.llm.stub_server] FAULT injected: {server.fault}", flush=True)
     url = f"http://127.0.0.1:{server.server_address[1]}"
     print(f"[sale.llm.stub_server] STUB (fixed {args.delay_s} s answers, not a model) on {url}", flush=True)
     if args.url_file:
