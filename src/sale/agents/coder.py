@@ -70,11 +70,25 @@ for _call, _want in _json.loads({checks!r}):
 """
 
 
+def _example_line(text: str) -> dict | None:
+    """One example's report from the harness, or None for any other line: the code under test may print the
+    marker itself, followed by anything."""
+    if not text.startswith(RESULT_MARK):
+        return None
+    try:
+        line = json.loads(text[len(RESULT_MARK):])
+    except ValueError:
+        return None
+    if not isinstance(line, dict) or not {"call", "want", "got", "ok"} <= set(line):
+        return None
+    return line
+
+
 def run_examples(code: str, prompt: str, entry_point: str | None = None, timeout_s: float = 5.0) -> tuple[bool, str]:
     """Run code on the docstring's examples. Returns (all passed, a short report for the model)."""
     examples = docstring_examples(prompt, entry_point)
     result = run_python(example_harness(code, examples), timeout_s=timeout_s)
-    lines = [json.loads(l[len(RESULT_MARK):]) for l in result.stdout.splitlines() if l.startswith(RESULT_MARK)]
+    lines = [line for line in map(_example_line, result.stdout.splitlines()) if line is not None]
     if result.status != "ok" or len(lines) < len(examples):
         err = (result.stderr.strip().splitlines() or [result.status])[-1]
         return False, f"The code failed to run ({result.status}): {err[:300]}"

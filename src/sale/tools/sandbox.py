@@ -170,6 +170,7 @@ def _run(code, mode, timeout_s, memory_mb, max_processes, max_output_chars, stdi
             "max_processes": int(max_processes),
             "cpu_seconds": math.ceil(timeout_s) + 1,
             "file_bytes": int(max_file_mb) * 2**20,
+            "caller_pid": os.getpid(),
         }
         launcher = [sys.executable, "-I", "-S", os.path.abspath(__file__), json.dumps(config)]
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
@@ -278,12 +279,14 @@ def _launch(config: dict) -> None:
     python = sys.executable
     if mode == "basic":
         _apply_limits(config)
+        _die_with_caller(config)
         os.execv(python, [python, "-I", "-c", _NO_NETWORK_PRELUDE, "main.py"])
     if mode == "root":
         _unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
         _make_read_only_except(workdir)
         _apply_limits(config)
         _become_throwaway_user(config["uid"])
+        _die_with_caller(config)  # after the uid change, which clears it
         os.execv(python, [python, "-I", "main.py"])
     if mode == "user":
         uid, gid = os.getuid(), os.getgid()
@@ -294,8 +297,17 @@ def _launch(config: dict) -> None:
         _make_read_only_except(workdir)
         _apply_limits(config)
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
+        _die_with_caller(config)
         _run_as_pid_one([python, "-I", "main.py"])
     raise ValueError(f"unknown sandbox mode {mode!r}")
+
+
+def _die_with_caller(config: dict) -> None:
+    """SIGKILL when the caller dies, even by SIGKILL, so that a killed run leaves no generated code running (its
+    detached descendants are still only bounded by their CPU limit)."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != config.get("caller_pid", os.getppid()):  # the caller died before the line above
+        os._exit(137)
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
