@@ -26,6 +26,7 @@ class ScriptedLLM:
     def __init__(self, name, plan, refined_plan, ratings, entropy=1.0):
         self.name, self.plan, self.refined_plan, self.ratings, self.entropy = name, plan, refined_plan, ratings, entropy
         self.refine_prompts = []
+        self.rated = []  # the plans this juror rated, in order
 
     def generate(self, messages, max_tokens=256, stop=None, temperature=0.0, seed=0):
         refining = "current plan" in messages[-1]["content"]
@@ -37,6 +38,7 @@ class ScriptedLLM:
 
     def score_options(self, messages, options):
         content = messages[-1]["content"]
+        self.rated.append(content)
         rating = next(r for key, r in self.ratings.items() if key in content)
         probs = [1.0 if o == str(rating) else 0.0 for o in options]
         return OptionScores(list(options), probs, 60, 0.01)
@@ -141,6 +143,57 @@ def test_ablation_switches_remove_their_calls():
     with pytest.raises(ValueError, match="not in the pool"):
         run_auction(Ledger(pool), pool, TASK, np.ones(4) / 2, AuctionMemory(), Weights.default(pool.names),
                     auction_cfg(**{"jury.jurors": ["gpt-9"]}), random.Random(0))
+
+
+def test_a_zero_weight_juror_is_not_consulted_and_values_are_unchanged(monkeypatch):
+    weights = Weights(0.3, 0.1, {"small": 0.0, "mid": 0.25, "big": 0.35})
+
+    def auction():
+        pool, llms = make_pool(refined_rating=5)
+        ledger = Ledger(pool)
+        result = run_auction(ledger, pool, TASK, np.ones(4) / 2, AuctionMemory(), weights, auction_cfg(),
+                             random.Random(0))
+        return result, [c for c in ledger.calls if c["phase"] == "jury"], ledger.calls, llms
+
+    lean, lean_jury, lean_calls, lean_llms = auction()
+    with monkeypatch.context() as m:  # the same auction with every juror consulted, as before
+        m.setattr(Weights, "idle_jurors", lambda self, jurors: [])
+        full, full_jury, full_calls, full_llms = auction()
+    assert {c["agent"] for c in full_jury} == {"small", "mid", "big"}
+    assert {c["agent"] for c in lean_jury} == {"mid", "big"}  # no call to the juror with weight 0
+    refined = sum(b.refined for b in lean.bids)
+    assert refined and len(lean_jury) == 2 * (3 + refined)
+    # the other jurors' calls are the same calls, in the same order (the zero-weight juror's shuffle is still drawn)
+    assert [c["agent"] for c in lean_jury] == [c["agent"] for c in full_jury if c["agent"] != "small"]
+    assert lean_llms["small"].rated == [] and len(full_llms["small"].rated) == 3 + refined
+    for juror in ("mid", "big"):
+        assert lean_llms[juror].rated == full_llms[juror].rated
+    # every value and score is unchanged, and so is every decision
+    assert [(b.agent, b.refined) for b in lean.bids] == [(b.agent, b.refined) for b in full.bids]
+    for a, b in zip(lean.bids, full.bids):
+        assert "small" in b.jury and "small" not in a.jury
+        assert a.value == pytest.approx(b.value) and a.score == pytest.approx(b.score)
+        assert weights.jury_value(a.jury) == pytest.approx(b.value - 0.1 * b.entropy)
+    assert (lean.provisional, lean.winner) == (full.provisional, full.winner)
+    saved = sum(c["cost_usd"] for c in full_jury if c["agent"] == "small")
+    assert saved > 0 and sum(c["cost_usd"] for c in lean_calls) == pytest.approx(
+        sum(c["cost_usd"] for c in full_calls) - saved)
+
+
+def test_a_bid_no_weighted_juror_rated_is_valued_as_its_auctions_average_plan():
+    """Without self-evaluation, the largest agent as the only juror cannot rate its own plan: that bid's jury term
+    is the mean of the other bids' (it used to be 0, the worst rating, silently)."""
+    weights = Weights(0.3, 0.0, {"small": 0.2, "mid": 0.2, "big": 0.2})
+    pool, _ = make_pool()
+    cfg = auction_cfg(**{"jury.jurors": "largest", "jury.self_evaluation": False, "refinement.enabled": False})
+    result = run_auction(Ledger(pool), pool, TASK, np.ones(4) / 2, AuctionMemory(), weights, cfg, random.Random(0))
+    small, mid, big = result.bids
+    assert big.jury == {} and small.jury == {"big": 1.0} and mid.jury == {"big": 2.0}
+    # rated bids: the one juror carries the jury's whole weight 0.6; the unrated bid gets their mean
+    assert small.value == pytest.approx(0.6 * 1) and mid.value == pytest.approx(0.6 * 2)
+    assert big.value == pytest.approx(0.6 * 1.5) and big.score == pytest.approx(big.cost - big.value)
+    assert weights.jury_value({}) is None and weights.jury_value({"big": 5.0}) == pytest.approx(3.0)
+    assert Weights(0.5, 0.5, {"a": 0.0}).jury_value({"a": 5.0}) is None
 
 
 def record(task_id, emb, bids, winner, passed=True):

@@ -97,9 +97,10 @@ def test_killed_run_resumes_without_losing_or_repeating_work(tmp_path, tiny_pool
     from sale.auction.weights import Weights
 
     # Entropy-only weights make the provisional winner vary between tasks, so cheaper agents refine from memory
-    # and the resumed run must rebuild that memory from the journal to reach the same decisions.
+    # and the resumed run must rebuild that memory from the journal to reach the same decisions. The jurors keep a
+    # negligible weight: a juror with weight 0 is not consulted, and the jury's calls are part of what must resume.
     weights = tmp_path / "weights.json"
-    Weights(w_cost=0.0, w_entropy=1.0, w_jury={a: 0.0 for a in tiny_pool.names}).save(weights)
+    Weights(w_cost=0.0, w_entropy=1.0, w_jury={a: 1e-9 for a in tiny_pool.names}).save(weights)
     args = ["method=sale", "run.limit=5", "run.orders=4", f"auction.weights.path={weights}"]
     reference = sale_run(tmp_path / "uninterrupted", *args).communicate(timeout=900)[0]
     assert "pass@1" in reference, reference[-3000:]

@@ -22,7 +22,7 @@ def jury_messages(task, plan: str) -> list[dict]:
 
 
 def rate(ledger, jurors: list[str], task, bids: list[Bid], options: list[str], rng: random.Random,
-         self_evaluation: bool = True) -> dict[tuple[str, int], OptionScores]:
+         self_evaluation: bool = True, skip=()) -> dict[tuple[str, int], OptionScores]:
     """Fill bid.jury and bid.jury_argmax for every bid, in place; return each rating's distribution over the
     options, keyed (juror, bid index). The rating calls run concurrently (Ledger.map), batched per juror where its
     backend can;
@@ -31,6 +31,8 @@ def rate(ledger, jurors: list[str], task, bids: list[Bid], options: list[str], r
     for juror in jurors:
         order = list(range(len(bids)))
         rng.shuffle(order)
+        if juror in skip:  # not consulted (weight 0): no call, but its shuffle is drawn, so the others' are unchanged
+            continue
         ratings += [(juror, i) for i in order if self_evaluation or bids[i].agent != juror]
     # A juror whose backend batches (transformers) rates all its plans in one pass over their shared prefix; the
     # others rate one plan per call, and all calls run concurrently. The log keeps the order of `ratings` either way.

@@ -44,6 +44,20 @@ def jurors_for(cfg, pool_names: list[str]) -> list[str]:
     return list(cfg.jury.jurors)
 
 
+def value_unrated(bids: list[Bid], auction_bids: list[Bid], weights: Weights) -> None:
+    """Give each bid of `bids` that no juror with weight > 0 rated the mean jury term of the rated bids among
+    `auction_bids` (this auction's bids so far), in place: it counts as an average plan of its auction, neither
+    favoured nor penalised (0 if no bid was rated, which leaves every bid's jury term equal). This happens only
+    when self-evaluation is off and the bidder is the only juror with weight > 0 (e.g. the largest agent as the
+    only juror, rating every plan but its own). The bid's log row shows it: its jury is empty."""
+    terms = [v for v in (weights.jury_value(b.jury) for b in auction_bids) if v is not None]
+    fill = float(np.mean(terms)) if terms else 0.0
+    for b in bids:
+        if weights.jury_value(b.jury) is None:
+            b.value += fill
+            b.score = b.cost - b.value
+
+
 def refine_messages(task, bid: Bid, pairs_text: str, bid_max_tokens: int) -> list[dict]:
     p = load_prompts("auction")
     fields = dict(domain=task.domain, description=task.description.strip(), tools=p["tools"][task.domain],
@@ -59,11 +73,17 @@ def run_auction(ledger, pool, task, task_embedding: np.ndarray, memory: AuctionM
     max_price = pool.largest.price
     cap = int(cfg.bid_max_tokens)
     jurors = jurors_for(cfg, names)
+    idle = weights.idle_jurors(jurors)  # weight 0: not consulted, values unchanged (Weights.jury_value)
+    scored: list[Bid] = []
 
     def score_all(bids: list[Bid]) -> None:
-        rate(ledger, jurors, task, bids, list(cfg.jury.options), rng, self_evaluation=cfg.jury.self_evaluation)
+        rate(ledger, jurors, task, bids, list(cfg.jury.options), rng, self_evaluation=cfg.jury.self_evaluation,
+             skip=idle)
         for b in bids:
             score_bid(b, weights, pool.spec(b.agent).price, max_price, cap, use_entropy=cfg.entropy.enabled)
+        scored.extend(bids)
+        if jurors:
+            value_unrated(bids, scored, weights)
 
     messages = bid_messages(task, cap)
     bids = ledger.map(lambda lg, agent: make_bid(lg, agent, task, cap, messages), names)

@@ -94,6 +94,23 @@ class Weights:
         """w = (w_c, w_h, w_1 … w_J), in the order of features()."""
         return np.array([self.w_cost, self.w_entropy, *self.w_jury.values()])
 
+    def idle_jurors(self, jurors) -> list[str]:
+        """The jurors among `jurors` whose weight is 0. Their ratings add nothing to any bid's value (the jury term
+        is rescaled over the weight of the jurors who rated, see jury_value), so the auction does not consult them:
+        no call, no cost, and every value is what a full jury gives."""
+        return [j for j in jurors if self.w_jury.get(j, 0.0) == 0]
+
+    def jury_value(self, ratings: dict[str, float]) -> float | None:
+        """The jury term Σ_j w_j·γ_j of a bid rated by the jurors in `ratings`, rescaled to the jury's total
+        weight Σ_j w_j over the jurors who rated it (so leaving a juror out, as without self-evaluation, keeps the
+        jury's weight). None when no juror with weight > 0 rated it: then the ratings say nothing, and the auction
+        gives the bid the mean jury term of its auction's rated bids (sale.auction.sale.value_unrated)."""
+        weighted = {j: self.w_jury.get(j, 0.0) for j in ratings}
+        mass = sum(weighted.values())
+        if mass <= 0:
+            return None
+        return sum(w * ratings[j] for j, w in weighted.items()) * sum(self.w_jury.values()) / mass
+
     def score(self, cost: float, entropy: float, jury: dict[str, float]) -> float:
         """The bid score C − V of one bid; lower wins."""
         if set(jury) != set(self.w_jury):
