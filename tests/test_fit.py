@@ -22,7 +22,7 @@ def fake_train_run(run_dir, agents, tasks, passes):
     pd.DataFrame(rows).to_parquet(run_dir / "results.parquet")
 
 
-def test_fit_writes_weights_no_worse_than_the_defaults(tmp_path, tiny_pool):
+def test_fit_writes_weights_no_worse_than_the_defaults(tmp_path, tiny_pool, monkeypatch):
     from sale.fit import arrays, fit
 
     tasks = load_tasks({"sources": ["humaneval", "phantomwiki"], "split": "train", "per_bin": 1, "bins": [1, 5]})
@@ -58,6 +58,45 @@ def test_fit_writes_weights_no_worse_than_the_defaults(tmp_path, tiny_pool):
     # A refit is served by the call cache and reaches the same weights.
     again = fit(cfg)
     assert json.loads((again / "minmax.json").read_text())["w_cost"] == pytest.approx(Weights.load(out / "minmax.json").w_cost)
+
+    # The jury's cost is recorded per bid and juror, and priced into the overhead-aware fit.
+    jury_usd = features[[f"jury_usd_{j}" for j in names]]
+    assert (jury_usd > 0).all().all()
+    overhead = Weights.load(out / "overhead.json")
+    assert overhead.provenance["overhead_aware"] and set(overhead.provenance["jurors_kept"]) <= set(names)
+    assert overhead.provenance["juror_cost_usd"] == pytest.approx(
+        features.groupby("task_id")[list(jury_usd)].sum().mean().set_axis(names).to_dict())
+    assert all((w > 0) == (j in overhead.provenance["jurors_kept"]) for j, w in overhead.w_jury.items())
+    assert "jury $/task" in (out / "fit.md").read_text()
+    # and a refit from the saved features makes no model call
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        reuse = compose("config", overrides=["pool=tiny", f"fit.out_dir={out}", "fit.reuse_features=true",
+                                             f"fit.train_run={tmp_path / 'nothing'}", "run.cache=null"])
+    def no_model_call(*args):
+        raise AssertionError("a refit from saved features made the auction's calls")
+
+    monkeypatch.setattr("sale.fit.collect_features", no_model_call)
+    assert fit(reuse) == out and Weights.load(out / "overhead.json").w_jury == pytest.approx(overhead.w_jury)
+
+
+def test_juror_costs_from_a_sale_run_count_the_ratings_of_the_initial_bids_only(tmp_path):
+    from sale.fit import juror_costs
+
+    calls = []
+    for t in ("a", "b"):  # each auction: 2 bids, each juror rates both (1 $ and 3 $ a rating), then a refinement
+        phases = [("bid", "x"), ("bid", "y"), ("jury", "x"), ("jury", "x"), ("jury", "y"), ("jury", "y"),
+                  ("refine", "x"), ("jury", "x"), ("jury", "y")]
+        calls += [{"arm": "sale", "order": 0, "task_id": t, "call_index": i, "phase": ph, "agent": ag,
+                   "cost_usd": {"x": 1.0, "y": 3.0}[ag]} for i, (ph, ag) in enumerate(phases)]
+    run = tmp_path / "sale"
+    run.mkdir()
+    pd.DataFrame(calls).to_parquet(run / "calls.parquet")
+    pd.DataFrame([{"arm": "sale", "order": 0, "task_id": t} for t in "ab"]).to_parquet(run / "results.parquet")
+    features = pd.DataFrame({"task_id": ["a", "b"]})
+    cost, source = juror_costs(features, ["x", "y"], str(run))
+    assert cost.tolist() == [2.0, 6.0] and "2 auctions" in source
+    with pytest.raises(ValueError, match="fit.juror_cost_run"):
+        juror_costs(features, ["x", "y"])
 
 
 def test_fit_without_a_train_run_says_how_to_make_one(tmp_path):

@@ -241,3 +241,34 @@ def test_solvable_worst_case_lets_the_largest_take_what_only_it_solves():
     assert solvable.weights.provenance["worst_case"] == "solvable"
     with pytest.raises(ValueError, match="worst_case"):
         fit_weights(cost, entropy, jury, passed, exec_cost, ["g"], worst_case="some")
+
+
+def test_overhead_aware_fit_drops_a_juror_whose_ratings_are_not_worth_its_price():
+    """Two jurors rate the same plans; only the dear one's ratings tell which agent solves a task. A juror that adds
+    nothing is dropped at any positive price; a useful one stays while it is cheap and goes once it costs more than the
+    failures it prevents."""
+    data = random_instance(seed=5, n_jurors=1)
+    cost, entropy, jury, passed, exec_cost = data
+    useful = jury[:, :, 0] + 2.0 * passed  # ratings that see the outcome
+    noise = np.full_like(useful, 2.5)  # a juror who rates every plan the same
+    both = np.stack([noise, useful], axis=2)
+    names = ["flat", "sharp"]
+    plain = fit_weights(cost, entropy, both, passed, exec_cost, names, objective="mean")
+    cheap = fit_weights(cost, entropy, both, passed, exec_cost, names, objective="mean", juror_cost=[1e-9, 1e-9])
+    assert cheap.weights.w_jury["flat"] == 0 and cheap.weights.w_jury["sharp"] > 0
+    assert cheap.weights.provenance["jurors_kept"] == ["sharp"]
+    assert cheap.mean_loss == pytest.approx(plain.mean_loss, abs=1e-6)
+    # a juror priced above everything its ratings can save is switched off, and the fit pays no jury
+    dear = fit_weights(cost, entropy, both, passed, exec_cost, names, objective="mean",
+                       juror_cost=[0.0, 10 * exec_cost.max()])
+    assert dear.weights.w_jury == {"flat": 0.0, "sharp": 0.0} and dear.weights.provenance["jurors_kept"] == []
+    assert dear.weights.w_cost + dear.weights.w_entropy == pytest.approx(1)
+    assert choose(dear.weights, cost, entropy, both).tolist() == dear.chosen.tolist()
+    # the juror's price enters the loss: the kept jurors' p_j are in mean_loss, and in the min-max bound
+    p = 0.5 * 1e-3 / exec_cost.max()
+    mid = fit_weights(cost, entropy, both, passed, exec_cost, names, objective="minmax", juror_cost=[0, 1e-3])
+    assert mid.weights.w_jury["sharp"] > 0
+    ev = evaluate(mid.weights, cost, entropy, both, passed, exec_cost)
+    assert mid.max_loss == pytest.approx(ev.max_loss + p) and mid.mean_loss == pytest.approx(ev.mean_loss + p)
+    with pytest.raises(ValueError, match="juror_cost"):
+        fit_weights(cost, entropy, both, passed, exec_cost, names, juror_cost=[1.0])

@@ -14,7 +14,14 @@ fit.out_dir:
     minmax.json          SPEC §4's min-max fit (load with auction.weights.path=<out_dir>/minmax.json)
     minmax-solvable.json min-max over the tasks some agent solves (see sale.auction.weights.fit_weights)
     mean.json            the average-loss ablation
+    overhead.json        min-max over solvable tasks, overhead-aware (ours, beyond the paper): each juror the fit
+                         keeps adds its mean $ per task (jury_usd_<juror>) to every task's loss, so it may drop jurors
     fit.md               the fitted weights and what they choose on the train tasks, beside the defaults
+
+fit.reuse_features=true refits from an existing out_dir/features.parquet without a model call. Features made before
+the jury's cost was recorded lack the jury_usd_<juror> columns; fit.juror_cost_run=<a SALE run directory> then
+measures each juror's mean $ per task from that run's jury calls on the initial bids (prices and prompt lengths,
+no outcome).
 """
 
 from __future__ import annotations
@@ -31,12 +38,15 @@ from omegaconf import DictConfig, OmegaConf
 from sale import CONF_DIR
 
 
-# (file name, objective, worst_case): SPEC's min-max, min-max bounded on solvable tasks only, the mean ablation.
-FITS = (("minmax", "minmax", "all"), ("minmax-solvable", "minmax", "solvable"), ("mean", "mean", "all"))
+# (file name, objective, worst_case, overhead-aware): SPEC's min-max, min-max bounded on solvable tasks only, the
+# mean ablation, and our default made overhead-aware (jurors priced into the loss).
+FITS = (("minmax", "minmax", "all", False), ("minmax-solvable", "minmax", "solvable", False),
+        ("mean", "mean", "all", False), ("overhead", "minmax", "solvable", True))
 
 
 def collect_features(cfg: DictConfig, pool, tasks, cache) -> pd.DataFrame:
-    """One row per (task, agent): the original bid's features as the auction computes them (no refinement)."""
+    """One row per (task, agent): the original bid's features as the auction computes them (no refinement), and
+    jury_usd_<juror>, the $ that juror spent rating this bid."""
     from tqdm.auto import tqdm
 
     from sale.auction.bids import bid_messages, make_bid
@@ -57,12 +67,14 @@ def collect_features(cfg: DictConfig, pool, tasks, cache) -> pd.DataFrame:
         ledger = root.for_task(task_id=task.id)
         messages = bid_messages(task, cap)
         bids = [make_bid(ledger, agent, task, cap, messages) for agent in pool.names]
-        rate(ledger, jurors, task, bids, list(auction.jury.options), random.Random(f"{cfg.seed}/fit/{task.id}"))
-        for b in bids:
+        scores = rate(ledger, jurors, task, bids, list(auction.jury.options),
+                      random.Random(f"{cfg.seed}/fit/{task.id}"))
+        for i, b in enumerate(bids):
             rows.append({"task_id": task.id, "domain": task.domain, "bin": task.bin, "agent": b.agent,
                          "bid_tokens": b.tokens, "cost": cost_feature(pool.spec(b.agent).price, max_price, b.tokens, cap),
                          "entropy": b.entropy if auction.entropy.enabled else 0.0,
-                         **{f"gamma_{j}": b.jury[j] for j in jurors}})
+                         **{f"gamma_{j}": b.jury[j] for j in jurors},
+                         **{f"jury_usd_{j}": scores[(j, i)].prompt_tokens * pool.spec(j).price / 1e6 for j in jurors}})
     return pd.DataFrame(rows)
 
 
@@ -78,7 +90,36 @@ def arrays(features: pd.DataFrame, agents: list[str], jurors: list[str]):
     return tasks, grid("cost"), grid("entropy"), jury, grid("passed"), grid("exec_cost_usd")
 
 
-def choice_table(name, weights, cost, entropy, jury, passed, exec_cost, lam, agents) -> dict:
+def juror_costs(features: pd.DataFrame, jurors: list[str], run: str | None = None) -> tuple[np.ndarray, str]:
+    """Each juror's mean $ per task for rating a task's initial bids, and where it was measured: the features'
+    jury_usd_<juror> columns (the fit's own jury calls), else the jury calls on the initial bids of the SALE run
+    `run` (those before the auction's first refine call)."""
+    cols = [f"jury_usd_{j}" for j in jurors]
+    if set(cols) <= set(features.columns):
+        per_task = features.groupby("task_id")[cols].sum()
+        return per_task.mean().to_numpy(dtype=float), f"the fit's jury calls on {len(per_task)} train tasks"
+    if not run:
+        raise ValueError("the features have no jury_usd_<juror> columns (made before the fit recorded the jury's "
+                         "cost): rerun python -m sale.fit to collect them, or set fit.juror_cost_run to a SALE run "
+                         "directory to measure each juror's cost there")
+    from sale.runlog import load_logs
+
+    calls = load_logs(run)["calls"]
+    if calls.empty or not (calls["phase"] == "jury").any():
+        raise ValueError(f"fit.juror_cost_run={run!r} has no jury calls")
+    key = ["arm", "order", "task_id"]
+    first_refine = calls[calls["phase"] == "refine"].groupby(key)["call_index"].min().rename("first_refine")
+    jury = calls[calls["phase"] == "jury"].join(first_refine, on=key)
+    jury = jury[jury["first_refine"].isna() | (jury["call_index"] < jury["first_refine"])]
+    auctions = jury.groupby(key).ngroups
+    per_juror = jury.groupby("agent")["cost_usd"].sum() / auctions
+    missing = [j for j in jurors if j not in per_juror.index]
+    if missing:
+        raise ValueError(f"fit.juror_cost_run={run!r} has no jury call by {missing}")
+    return per_juror.reindex(jurors).to_numpy(dtype=float), f"{run}: jury calls on the initial bids of {auctions} auctions"
+
+
+def choice_table(name, weights, cost, entropy, jury, passed, exec_cost, lam, agents, juror_cost=None) -> dict:
     from sale.auction.weights import evaluate
 
     ev = evaluate(weights, cost, entropy, jury, passed, exec_cost, lam)
@@ -87,20 +128,20 @@ def choice_table(name, weights, cost, entropy, jury, passed, exec_cost, lam, age
            **{f"w_{j}": w for j, w in weights.w_jury.items()},
            "pass@1": ev.pass_rate, "mean loss": ev.mean_loss, "max loss": ev.max_loss,
            "exec $/task": float(exec_cost[rows, ev.chosen].mean())}
+    if juror_cost is not None:  # what the jurors this weight vector consults cost per task
+        row["jury $/task"] = float(sum(c for w, c in zip(weights.w_jury.values(), juror_cost) if w > 0))
     for i, a in enumerate(agents):
         row[f"share {a}"] = float((ev.chosen == i).mean())
     return row
 
 
-def fit(cfg: DictConfig) -> Path:
-    from sale.auction.sale import jurors_for
-    from sale.auction.weights import Weights, fit_weights
-    from sale.llm import Pool
+def train_features(cfg: DictConfig, pool) -> pd.DataFrame:
+    """SPEC §4 steps 1-2: the train tasks every agent ran (fit.train_run), each bid's features and every juror's
+    rating (collect_features), joined to each agent's outcome and execution cost there."""
     from sale.llm.cache import CallCache
     from sale.runlog import load_logs
     from sale.tasks import load_tasks
 
-    pool = Pool.from_config(cfg.pool)
     train = load_logs(cfg.fit.train_run)["results"]
     if train.empty:
         raise FileNotFoundError(f"fit.train_run={cfg.fit.train_run!r} has no results.parquet; run every agent on "
@@ -121,15 +162,32 @@ def fit(cfg: DictConfig) -> Path:
     outcomes = train[["task_id", "agent", "passed", "exec_cost_usd"]].drop_duplicates(["task_id", "agent"])
     features = features.merge(outcomes, on=["task_id", "agent"], how="left", validate="one_to_one")
     features["passed"] = features["passed"].astype(float)
+    return features
 
+
+def fit(cfg: DictConfig) -> Path:
+    from sale.auction.sale import jurors_for
+    from sale.auction.weights import Weights, fit_weights
+    from sale.llm import Pool
+
+    pool = Pool.from_config(cfg.pool)
     out = Path(cfg.fit.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    features.to_parquet(out / "features.parquet", index=False)
+    if cfg.fit.get("reuse_features"):
+        features = pd.read_parquet(out / "features.parquet")
+        print(f"[sale.fit] {features['task_id'].nunique()} train tasks from {out / 'features.parquet'} "
+              "(fit.reuse_features: no model call)")
+    else:
+        features = train_features(cfg, pool)
+        out.mkdir(parents=True, exist_ok=True)
+        features.to_parquet(out / "features.parquet", index=False)
+    n_tasks = features["task_id"].nunique()
 
     jurors = jurors_for(cfg.auction, pool.names)
     lam = float(cfg.auction.weights.lam)
     _, cost, entropy, jury, passed, exec_cost = arrays(features, pool.names, jurors)
-    table = [choice_table("default", Weights.default(jurors), cost, entropy, jury, passed, exec_cost, lam, pool.names)]
+    juror_cost, juror_cost_source = juror_costs(features, jurors, cfg.fit.get("juror_cost_run"))
+    table = [choice_table("default", Weights.default(jurors), cost, entropy, jury, passed, exec_cost, lam, pool.names,
+                          juror_cost)]
     for i in (0, len(pool.names) - 1):  # the cheapest and the largest agent alone, for reference
         table.append({"weights": f"only {pool.names[i]}", "pass@1": passed[:, i].mean(),
                       "exec $/task": exec_cost[:, i].mean(), **{f"share {a}": float(a == pool.names[i]) for a in pool.names}})
@@ -138,21 +196,29 @@ def fit(cfg: DictConfig) -> Path:
     table.append({"weights": "oracle", "pass@1": passed[rows, oracle].mean(),
                   "exec $/task": exec_cost[rows, oracle].mean(),
                   **{f"share {a}": float((oracle == i).mean()) for i, a in enumerate(pool.names)}})
-    for name, objective, worst_case in FITS:
+    for name, objective, worst_case, overhead in FITS:
         result = fit_weights(cost, entropy, jury, passed, exec_cost, jurors, lam=lam, objective=objective,
-                             worst_case=worst_case, time_limit_s=float(cfg.fit.time_limit_s))
+                             worst_case=worst_case, time_limit_s=float(cfg.fit.time_limit_s),
+                             juror_cost=juror_cost if overhead else None)
         result.weights.provenance.update(train_run=str(cfg.fit.train_run), pool=pool.name,
                                          bid_max_tokens=int(cfg.auction.bid_max_tokens))
+        if overhead:
+            result.weights.provenance["juror_cost_source"] = juror_cost_source
         result.weights.save(out / f"{name}.json")
         table.append(choice_table(f"fit {name} ({result.status})", result.weights, cost, entropy, jury, passed,
-                                  exec_cost, lam, pool.names))
+                                  exec_cost, lam, pool.names, juror_cost))
     report = pd.DataFrame(table)
-    text = (f"# Weight fit on {len(tasks)} train tasks ({cfg.fit.train_run}, pool {pool.name})\n\n"
+    costs = ", ".join(f"{j} {c:.3g}" for j, c in zip(jurors, juror_cost))
+    text = (f"# Weight fit on {n_tasks} train tasks ({cfg.fit.train_run}, pool {pool.name})\n\n"
             f"Loss per task: (1 - passed) + {lam} * exec cost / max exec cost. `only <agent>` rows are that agent "
-            f"alone, for reference.\n\n{report.to_markdown(index=False, floatfmt='.3g', missingval='')}\n")
+            f"alone, for reference. `jury $/task`: what the jurors a weight vector consults (weight > 0) cost per "
+            f"task; each juror's mean $ per task ({juror_cost_source}): {costs}. The overhead-aware fit adds "
+            f"{lam} * that / max exec cost to every task's loss for each juror it keeps; its mean and max loss "
+            f"below leave that out, as the other rows have none.\n\n"
+            f"{report.to_markdown(index=False, floatfmt='.3g', missingval='')}\n")
     (out / "fit.md").write_text(text)
     print(text)
-    names = ", ".join(f"{name}.json" for name, _, _ in FITS)
+    names = ", ".join(f"{name}.json" for name, *_ in FITS)
     print(f"[sale.fit] weights in {out}: {names}; e.g. auction.weights.path={out}/minmax.json")
     return out
 

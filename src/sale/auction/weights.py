@@ -264,41 +264,54 @@ def _argmin_rows(feats: np.ndarray, margin: float, big_m: float | None):
     return matrix, upper, needed
 
 
-def _solve(feats, loss, objective, eps, margin, big_m, time_limit_s, bounded=None):
+def _solve(feats, loss, objective, eps, margin, big_m, time_limit_s, bounded=None, juror_loss=None):
+    """The MILP over (w, x, u, Q): u (one binary per juror) only when juror_loss is given, Q only for min-max."""
     n_tasks, n_agents, n_weights = feats.shape
     n_x = n_tasks * n_agents
     with_q = objective == "minmax"
-    n_vars = n_weights + n_x + int(with_q)
+    n_u = 0 if juror_loss is None else n_weights - 2
+    n_vars = n_weights + n_x + n_u + int(with_q)
+    u0 = n_weights + n_x  # first use variable
 
     argmin_matrix, argmin_upper, needed_m = _argmin_rows(feats, margin, big_m)
-    if with_q:
-        argmin_matrix = sparse.hstack([argmin_matrix, sparse.csr_matrix((argmin_matrix.shape[0], 1))])
+    argmin_matrix = sparse.hstack([argmin_matrix, sparse.csr_matrix((argmin_matrix.shape[0], n_u + int(with_q)))])
 
     simplex = np.zeros((1, n_vars))
     simplex[0, :n_weights] = 1
     one_hot = sparse.hstack([sparse.csr_matrix((n_tasks, n_weights)),
                              sparse.kron(sparse.eye(n_tasks), np.ones((1, n_agents))),
-                             sparse.csr_matrix((n_tasks, int(with_q)))])
+                             sparse.csr_matrix((n_tasks, n_u + int(with_q)))])
     constraints = [LinearConstraint(simplex, 1, 1), LinearConstraint(one_hot, 1, 1)]
     if argmin_matrix.shape[0]:
         constraints.append(LinearConstraint(argmin_matrix, -np.inf, argmin_upper))
+    penalty = np.zeros(n_vars)  # Σ_j p_j·u_j: what the jurors kept cost on every task, in loss units
+    if n_u:
+        use = np.zeros((n_u, n_vars))  # w_j − u_j ≤ 0: a juror the fit switches off gets weight 0
+        use[np.arange(n_u), 2 + np.arange(n_u)] = 1
+        use[np.arange(n_u), u0 + np.arange(n_u)] = -1
+        constraints.append(LinearConstraint(use, -np.inf, 0))
+        penalty[u0:u0 + n_u] = juror_loss
 
     c = np.zeros(n_vars)
     if with_q:
-        # z_t − Q ≤ 0 with z_t = Σ_i ℓ_ti·x_ti for the bounded tasks; objective Q + ε·Σ_t z_t over all tasks.
+        # z_t + Σ_j p_j·u_j − Q ≤ 0 with z_t = Σ_i ℓ_ti·x_ti for the bounded tasks; objective Q + ε·Σ_t (z_t + Σ_j p_j·u_j)
+        # over all tasks.
         task_loss = sparse.hstack([sparse.csr_matrix((n_tasks, n_weights)),
                                    sparse.block_diag([row[None, :] for row in loss]),
+                                   sparse.csr_matrix(np.tile(penalty[u0:u0 + n_u], (n_tasks, 1))),
                                    -np.ones((n_tasks, 1))]).tocsr()
         if bounded is not None:
             task_loss = task_loss[np.flatnonzero(bounded)]
         constraints.append(LinearConstraint(task_loss, -np.inf, 0))
         c[n_weights:n_weights + n_x] = eps * loss.ravel()
+        c += eps * n_tasks * penalty
         c[-1] = 1
     else:
         c[n_weights:n_weights + n_x] = loss.ravel() / n_tasks
+        c += penalty
 
     integrality = np.zeros(n_vars)
-    integrality[n_weights:n_weights + n_x] = 1
+    integrality[n_weights:n_weights + n_x + n_u] = 1
     upper = np.ones(n_vars)
     if with_q:
         upper[-1] = np.inf
@@ -322,7 +335,8 @@ WORST_CASE = ("all", "solvable")
 
 def fit_weights(cost, entropy, jury, passed, exec_cost, juror_names, lam: float = 0.5,
                 objective: str = "minmax", eps: float = 1e-3, big_m: float | None = None,
-                time_limit_s: float = 60, margin: float = DEFAULT_MARGIN, worst_case: str = "all") -> FitResult:
+                time_limit_s: float = 60, margin: float = DEFAULT_MARGIN, worst_case: str = "all",
+                juror_cost=None) -> FitResult:
     """Fit w = (w_c, w_h, w_1 … w_J) by the mixed-integer program of SPEC §4 (scipy.optimize.milp, HiGHS).
 
     cost[T,N] is cost_feature(...) of each bid, entropy[T,N] its entropy, jury[T,N,J] the jurors' scores in
@@ -343,36 +357,61 @@ def fit_weights(cost, entropy, jury, passed, exec_cost, juror_names, lam: float 
     no agent solves, every choice loses 1 and the loss differs only by cost, so when such tasks exist Q is set by
     them and the fit must route every one of them to its cheapest agent — with small models, where many tasks
     are unsolvable, that pins the weights to "always the cheapest".
+
+    juror_cost[J] (our extension beyond the paper, the overhead-aware fit): each juror's measured mean $ per task
+    for rating a task's bids. Given it, the MILP gets one binary use variable u_j per juror with w_j ≤ u_j, and
+    every juror it keeps adds p_j = λ · juror_cost_j / max exec_cost to every task's loss (the loss's own cost
+    scale): z_t + Σ_j p_j·u_j ≤ Q for min-max, (1/T)·Σ_t z_t + Σ_j p_j·u_j for the mean. A juror stays only if its
+    ratings are worth its price; one switched off gets weight exactly 0, and the auction then does not consult it
+    (Weights.idle_jurors). mean_loss and max_loss include the kept jurors' p_j.
     """
     juror_names = list(juror_names)
     _check_fit_options(juror_names, objective, eps, margin, time_limit_s)
     if worst_case not in WORST_CASE:
         raise ValueError(f"worst_case must be one of {WORST_CASE}, got {worst_case!r}")
     cost, entropy, jury = _check_features(cost, entropy, jury, n_jurors=len(juror_names))
-    passed, _ = _check_outcomes(passed, exec_cost, cost.shape, lam)
+    passed, exec_cost = _check_outcomes(passed, exec_cost, cost.shape, lam)
     feats = features(cost, entropy, jury)
     loss = losses(passed, exec_cost, lam)
     bounded = passed.any(axis=1) if worst_case == "solvable" else None
+    juror_loss = None
+    if juror_cost is not None:
+        juror_cost = np.asarray(juror_cost, dtype=float)
+        if juror_cost.shape != (len(juror_names),) or not np.all(np.isfinite(juror_cost)) or np.any(juror_cost < 0):
+            raise ValueError(f"juror_cost must hold one finite $ >= 0 per juror ({len(juror_names)}), got {juror_cost}")
+        top = exec_cost.max()
+        juror_loss = lam * juror_cost / top if top > 0 else np.zeros_like(juror_cost)
 
-    result, needed_m = _solve(feats, loss, objective, eps, margin, big_m, time_limit_s, bounded)
+    result, needed_m = _solve(feats, loss, objective, eps, margin, big_m, time_limit_s, bounded, juror_loss)
     note = ""
     if result.status == 2 and margin > 0:
         note = f" (margin {margin} infeasible, refitted with margin 0)"
         margin = 0.0
-        result, needed_m = _solve(feats, loss, objective, eps, margin, big_m, time_limit_s, bounded)
+        result, needed_m = _solve(feats, loss, objective, eps, margin, big_m, time_limit_s, bounded, juror_loss)
     if result.x is None or result.status not in (0, 1):
         raise RuntimeError(f"weight fit found no solution: {result.message}")
     status = ("optimal" if result.status == 0 else f"not proven optimal: {result.message}") + note
 
     n_tasks, n_agents, n_weights = feats.shape
     w = np.clip(result.x[:n_weights], 0, None)
+    n_x = n_tasks * n_agents
+    kept_loss = 0.0
+    if juror_loss is not None:
+        used = result.x[n_weights + n_x:n_weights + n_x + len(juror_names)] > 0.5
+        w[2:][~used] = 0.0  # switched off: exactly 0, so the auction does not consult it
+        used &= w[2:] > 0
+        kept_loss = float(juror_loss[used].sum())
     w = w / w.sum()
-    chosen = result.x[n_weights:n_weights + n_tasks * n_agents].reshape(n_tasks, n_agents).argmax(axis=1)
-    picked = loss[np.arange(n_tasks), chosen]
+    chosen = result.x[n_weights:n_weights + n_x].reshape(n_tasks, n_agents).argmax(axis=1)
+    picked = loss[np.arange(n_tasks), chosen] + kept_loss
     provenance = {"source": "fit", "objective": objective, "worst_case": worst_case, "lambda": lam, "eps": eps,
                   "margin": margin, "big_m": big_m if big_m is not None else needed_m,
                   "n_tasks": n_tasks, "n_agents": n_agents,
                   "status": status, "objective_value": float(result.fun), "mean_loss": float(picked.mean()),
                   "max_loss": float(picked.max()), "created_at": _now()}
+    if juror_loss is not None:
+        provenance.update(overhead_aware=True, juror_cost_usd=dict(zip(juror_names, map(float, juror_cost))),
+                          juror_loss=dict(zip(juror_names, map(float, juror_loss))),
+                          jurors_kept=[j for j, keep in zip(juror_names, used) if keep])
     weights = Weights(w[0], w[1], dict(zip(juror_names, w[2:])), provenance)
     return FitResult(weights, chosen, float(result.fun), status, float(picked.mean()), float(picked.max()))
