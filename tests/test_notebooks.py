@@ -41,7 +41,8 @@ def test_scaling_notebook_draws_its_figures(tmp_path, monkeypatch):
     assert "qwen2.5-coder-1.5b" in horizons and "status" in horizons
 
 
-@pytest.mark.parametrize("name", ["02_cost_tables", "03_cost_quality", "04_memory_dynamics", "05_ablations_overhead"])
+@pytest.mark.parametrize("name", ["02_cost_tables", "03_cost_quality", "04_memory_dynamics", "05_ablations_overhead",
+                                  "06_when_does_an_auction_pay"])
 def test_notebook_runs_on_committed_logs(name, tmp_path, monkeypatch):
     monkeypatch.setenv("SALE_FIGURES_DIR", str(tmp_path))
     nb = execute(name)
@@ -76,7 +77,8 @@ def write_fake_runs(root, per_bin: int = 2, seed: int = 0) -> None:
             if refined:
                 calls.append({"phase": "refine", "agent": agent, "tokens": 400})
             for i, a in enumerate(agents):
-                bids.append({"agent": a, "plan": "plan", "tokens": 128, "entropy": 1.0, "refined": False,
+                gammas = {f"gamma_{j}": 2.0 + 0.5 * i + 0.5 * passes[t, a] + 0.1 * k for k, j in enumerate(agents)}
+                bids.append({"agent": a, "plan": "plan", "tokens": 128, "entropy": 1.0, "refined": False, **gammas,
                              "jury_mean": 3.0, "cost": 0.1 * (i + 1), "value": 1.5, "score": 0.1 * i - 1.5,
                              "task_id": t, "bid_index": i, "provisional_winner": a == agent,
                              "final_winner": a == agent and not refined, "arm": arm, "order": order})
@@ -172,6 +174,23 @@ def test_dynamics_and_ablation_notebooks_draw_everything_on_complete_runs(fake_r
     ablations = pd.read_csv(tmp_path / "05_ablations.csv")
     assert list(ablations["ablation"]) == list(ABLATIONS)
     assert "tokens %" in (tmp_path / "05_overhead.md").read_text()
+
+
+def test_auction_pay_notebook_draws_everything_on_complete_runs(fake_runs, tmp_path, monkeypatch):
+    monkeypatch.setenv("SALE_RUNS_DIR", str(fake_runs))
+    monkeypatch.setenv("SALE_FIGURES_DIR", str(tmp_path))
+    text = printed(execute("06_when_does_an_auction_pay"))
+    assert "skipped" not in text and "not run yet" not in text
+    assert "picks the logged provisional winner in" in text
+    for figure in ("06_jury_auroc", "06_headroom", "06_counterfactual", "06_break_even", "06_cost_models"):
+        assert (tmp_path / f"{figure}.png").stat().st_size > 10_000
+    auroc = pd.read_csv(tmp_path / "06_jury_auroc.csv")
+    assert {"bidder size alone", f"juror {pool_agents('cpu')[-1]}"} <= set(auroc["rater"])
+    counterfactual = pd.read_csv(tmp_path / "06_counterfactual.csv")
+    assert {"replay: perfect jury", "replay: largest agent as the only juror"} <= set(counterfactual["variant"])
+    sensitivity = pd.read_csv(tmp_path / "06_cost_models.csv")
+    assert sensitivity["scheme"].nunique() == 3 and (sensitivity["cost rel. largest"] > 0).all()
+    assert {"APGR", "CPT(50%)"} <= set(pd.read_csv(tmp_path / "06_routing_measures.csv").columns)
 
 
 @pytest.mark.models

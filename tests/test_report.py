@@ -54,6 +54,14 @@ def test_comparison_table_by_hand(runs):
     assert table.loc["knn:theta=0.2", "AIQ"] == pytest.approx(0.625)
     assert table.loc["knn:theta=0.8", "AIQ"] == pytest.approx(0.625)
     assert np.isnan(sale["AIQ"]) and np.isnan(small["AIQ"])
+    # RouteLLM's measures: weak = the small agent alone (0.5), strong = the largest alone (0.75)
+    assert small["PGR"] == 0 and table.loc[L, "PGR"] == 1 and sale["PGR"] == pytest.approx((7 / 8 - 0.5) / 0.25)
+    # the kNN sweep: PGR 0 at share 0, 1 at share 1: APGR 0.5, half the gap first recovered at share 0.5
+    assert table.loc["knn:theta=0.2", "APGR"] == pytest.approx(0.5)
+    assert table.loc["knn:theta=0.8", "CPT(50%)"] == pytest.approx(0.5)
+    assert np.isnan(sale["APGR"]) and np.isnan(sale["CPT(50%)"])
+    shown = report.format_comparison(report.comparison_table(runs, L)).set_index("arm")
+    assert shown.loc["knn:theta=0.2", "CPT(50%)"] == "50%" and shown.loc["sale", "PGR"] == "1.50"
 
 
 def test_comparison_table_without_runs():
@@ -171,3 +179,71 @@ def test_no_common_tasks_and_cost_quality_points(runs):
     sale_coding = points[(points["arm"] == "sale") & (points["domain"] == "coding")].iloc[0]
     assert sale_coding["pass@1"] == 1.0 and sale_coding["$/task"] == pytest.approx(3.5)
     assert set(points["family"].dropna()) == {"knn:theta"}
+
+
+def test_replayed_auction_rescores_the_logged_bids_and_prices_the_consulted_jurors():
+    from sale.auction.weights import Weights
+
+    prices = {S: 1.0, L: 4.0}
+    # one task, two bids: the jury (both jurors) prefers the large plan; the small juror alone prefers the small one
+    bids = pd.DataFrame([{"task_id": "t1", "order": 0, "agent": a, "refined": False, "tokens": 128, "entropy": 1.0,
+                          f"gamma_{S}": gs, f"gamma_{L}": gl} for a, gs, gl in ((S, 4.0, 1.0), (L, 3.0, 5.0))])
+    w = Weights(0.1, 0.0, {S: 0.45, L: 0.45})
+    assert report.replay_auction(bids, w, prices, 128)["t1"] == L
+    assert report.replay_auction(bids, w, prices, 128, jurors=[S])["t1"] == S
+    assert report.replay_auction(bids, Weights(0.1, 0.0, {S: 0.9, L: 0.0}), prices, 128)["t1"] == S
+    perfect = pd.DataFrame({S: [1.0], L: [1.0]}, index=["t1"])  # both solve: the cost term picks the cheaper
+    assert report.replay_auction(bids, w, prices, 128, perfect=perfect)["t1"] == S
+    passed = pd.DataFrame({S: [0.0], L: [1.0]}, index=["t1"])
+    exec_cost = pd.DataFrame({S: [1.0], L: [4.0]}, index=["t1"])
+    costs = pd.DataFrame({"bid": [2.0], f"jury_{S}": [0.5], f"jury_{L}": [3.0]}, index=["t1"])
+    out = report.replay_outcomes(pd.Series({"t1": L}), passed, exec_cost, costs, [S], pd.Series({"t1": "coding"}))
+    assert out.loc["t1", "passed"] == 1 and out.loc["t1", "jury_usd"] == 0.5
+    assert out.loc["t1", "cost_usd"] == pytest.approx(2.0 + 0.5 + 4.0)
+
+
+def test_break_even_and_the_oracle_by_fallback():
+    curve = report.break_even(auction=3.0, sale_exec=1.0, largest_exec=2.0, scale=[1, 3])
+    assert curve["auction share"].tolist() == pytest.approx([0.75, 0.5])
+    assert curve["cost rel. largest"].tolist() == pytest.approx([2.0, 1.0])
+    assert report.scale_for_share(3.0, 1.0, 0.5) == pytest.approx(3.0)
+    assert report.scale_for_parity(3.0, 1.0, 2.0) == pytest.approx(3.0)
+    assert report.scale_for_parity(3.0, 2.0, 2.0) == float("inf")
+    passed = pd.DataFrame({S: [1.0, 0.0, 0.0], L: [1.0, 1.0, 0.0]}, index=["a", "b", "c"])
+    cost = pd.DataFrame({S: [1.0, 1.0, 1.0], L: [4.0, 4.0, 4.0]}, index=["a", "b", "c"])
+    table = report.oracle_costs(passed, cost, pd.Series({"a": "coding", "b": "coding", "c": "coding"}))
+    row = table[table["domain"] == "all"].set_index("fallback")
+    assert row.loc["cheapest", "$/task"] == pytest.approx(2.0) and row.loc["largest", "$/task"] == pytest.approx(3.0)
+    assert row.loc["largest", "cost rel. largest"] == pytest.approx(0.75) and (row["pass@1"] == 2 / 3).all()
+
+
+def test_price_schemes_and_cached_prefixes():
+    calls = pd.DataFrame([
+        {"arm": "x", "order": 0, "task_id": "t", "call_index": 0, "agent": S, "phase": "jury", "prompt_tokens": 300,
+         "completion_tokens": 0, "price_per_mtok": 1e6},
+        {"arm": "x", "order": 0, "task_id": "t", "call_index": 1, "agent": S, "phase": "jury", "prompt_tokens": 280,
+         "completion_tokens": 0, "price_per_mtok": 1e6},
+        {"arm": "x", "order": 0, "task_id": "t", "call_index": 2, "agent": L, "phase": "execute", "prompt_tokens": 100,
+         "completion_tokens": 50, "price_per_mtok": 1e6},
+        {"arm": "x", "order": 0, "task_id": "t", "call_index": 3, "agent": L, "phase": "execute", "prompt_tokens": 200,
+         "completion_tokens": 50, "price_per_mtok": 1e6}])
+    # a juror's second rating shares its shortest prompt less the plan cap (280 - 128); a second turn its first prompt
+    assert report.cached_prefix_tokens(calls, plan_tokens=128).tolist() == [0, 152, 0, 100]
+    assert report.reprice(calls, "one price for all tokens (ours)").tolist() == [300, 280, 150, 250]
+    assert report.reprice(calls, "output tokens only").tolist() == [0, 0, 50, 50]
+    quarter = report.reprice(calls, "input at 1/4 of output, cached prefixes at 1/10 of input", plan_tokens=128)
+    assert quarter.tolist() == pytest.approx([75, 128 / 4 + 152 / 40, 50 + 25, 50 + 25 + 100 / 40])
+    with pytest.raises(ValueError, match="unknown price scheme"):
+        report.reprice(calls, "free")
+
+
+def test_jury_auroc_against_the_bidders_outcome():
+    bids = pd.DataFrame([{"task_id": t, "order": 0, "agent": a, "refined": False, f"gamma_{L}": g}
+                         for t, a, g in (("a", S, 1.0), ("a", L, 4.0), ("b", S, 2.0), ("b", L, 3.0))])
+    passed = pd.DataFrame({S: [0.0, 1.0], L: [1.0, 0.0]}, index=["a", "b"])
+    table = report.jury_auroc(bids, passed, [S, L], pd.Series({"a": "coding", "b": "coding"}), n_boot=50)
+    row = table[(table["domain"] == "coding")].set_index("rater")
+    # solvers' plans rated 4 and 2, non-solvers' 1 and 3: 3 of 4 pairs in order
+    assert row.loc[f"juror {L}", "AUROC"] == pytest.approx(0.75) and row.loc[f"juror {L}", "solved"] == 2
+    assert row.loc["bidder size alone", "AUROC"] == pytest.approx(0.5)
+    assert f"juror {S}" not in row.index  # never consulted: no ratings
