@@ -17,9 +17,12 @@ The machine may be shared: compare ratios within one run.
     .venv/bin/python scripts/bench_backends.py --pool cpu cpu_llamacpp  # + llama-cpp-python, where it is built
     .venv/bin/python scripts/bench_backends.py --backends xllamacpp transformers   # + transformers on a GGUF file
     .venv/bin/python scripts/bench_backends.py --pool tiny              # transformers path on tiny random models
+    .venv/bin/python scripts/bench_backends.py --transformers-path      # cpu_hf: agreement with llama.cpp, batched
+                                                                        # jury, KV reuse, decode (~30 min, 2 cores)
 
 Writes data/bench/backends.parquet (one row per agent x backend x measurement, with machine info) and
-data/bench/backends.md, and prints the table.
+data/bench/backends.md, and prints the table. --transformers-path writes data/bench/transformers.{parquet,md}
+(columns metric, value, agent) and data/bench/transformers_agreement.parquet (one row per prompt) instead.
 """
 
 from __future__ import annotations
@@ -246,6 +249,52 @@ def markdown(results: list[tuple[str, str, str, dict]], info: dict, command: str
     return "\n".join(lines) + "\n"
 
 
+def transformers_path(args) -> None:
+    """Agreement with llama.cpp, batched jury, KV reuse and decode speed of each cpu_hf agent, in one run."""
+    import pandas as pd
+
+    from sale import transformers_check as tc
+
+    info, command = machine_info(), " ".join([".venv/bin/python", *sys.argv])
+    pool = load_pool("cpu_hf")
+    agents = [a.name for a in pool.agents if not args.agents or a.name in args.agents]
+    rows, per_prompt = [], []
+    for agent in agents:
+        print(f"[bench] cpu_hf / {agent}: agreement with llama.cpp on {args.prompts} prompts ...", file=sys.stderr,
+              flush=True)
+        records, summary = tc.agreement(agent, n_prompts=args.prompts)
+        per_prompt += records
+        rows += [{"agent": agent, "metric": k, "value": v} for k, v in summary.items() if k not in ("agent",)]
+        llm = tc.load("cpu_hf", agent)
+        print(f"[bench] cpu_hf / {agent}: speed ...", file=sys.stderr, flush=True)
+        jury = tc.jury_batch_speedup(llm, n_plans=3, reps=args.reps)
+        kv1 = tc.kv_reuse_speedup(llm, turn=6, max_tokens=1, reps=args.reps)
+        kv32 = tc.kv_reuse_speedup(llm, turn=6, max_tokens=32, reps=args.reps)
+        rows += [{"agent": agent, "metric": "jury_batched_speedup", "value": jury["speedup"]},
+                 {"agent": agent, "metric": "jury_batched_max_abs_gap", "value": jury["max_abs_gap"]},
+                 {"agent": agent, "metric": "jury_shared_token_share", "value": jury["shared_token_share"]},
+                 {"agent": agent, "metric": "kv_reuse_speedup_turn6", "value": kv1["speedup"]},
+                 {"agent": agent, "metric": "kv_reuse_speedup_turn6_32_tokens", "value": kv32["speedup"]},
+                 {"agent": agent, "metric": "kv_reuse_identical", "value": float(kv1["identical"] and
+                                                                                 kv32["identical"])},
+                 {"agent": agent, "metric": "turn6_prompt_tokens", "value": kv1["prompt_tokens"]},
+                 {"agent": agent, "metric": "decode_tok_s", "value": tc.decode_tok_s(llm)}]
+        llm.close()
+    df = pd.DataFrame(rows)
+    df["value"] = df["value"].astype(float)
+    df["command"], df["cpu_model"], df["loadavg_1m"] = command, info["cpu_model"], info["loadavg_1m"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(args.out / "transformers.parquet", index=False)
+    pd.DataFrame(per_prompt).to_parquet(args.out / "transformers_agreement.parquet", index=False)
+    wide = df.pivot(index="metric", columns="agent", values="value")[agents]
+    table = (f"# The transformers path on real weights (pool cpu_hf, float32 on the CPU)\n\n`{command}`; "
+             f"{info['cpu_model']}, {info['cpu_count']} cores, load average {info['loadavg_1m']:.1f}. Agreement is against llama.cpp (pool cpu) on "
+             f"the same GGUF file; speed-ups are medians of {args.reps} within this run.\n\n"
+             + wide.to_markdown(floatfmt=".3g") + "\n")
+    (args.out / "transformers.md").write_text(table)
+    print(table)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pool", nargs="+", default=["cpu"],
@@ -262,6 +311,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int,
                     help="llama.cpp threads (default: the pool config's, else one per core)")
     ap.add_argument("--out", type=Path, default=DATA_DIR / "bench", help="output folder (default: data/bench)")
+    ap.add_argument("--transformers-path", action="store_true",
+                    help="measure the transformers path on pool cpu_hf instead (sale.transformers_check)")
+    ap.add_argument("--prompts", type=int, default=20, help="agreement prompts per agent (--transformers-path)")
     ap.add_argument("--child", help=argparse.SUPPRESS)  # internal: measure one agent, write JSON here
     ap.add_argument("--agent", help=argparse.SUPPRESS)
     ap.add_argument("--backend", help=argparse.SUPPRESS)
@@ -269,6 +321,8 @@ def main() -> None:
     if args.child:
         args.pool = args.pool[0]
         return child(args)
+    if args.transformers_path:
+        return transformers_path(args)
 
     pools = {name: load_pool(name) for name in args.pool}
     jobs = []  # (pool file, agent, backend)

@@ -319,16 +319,45 @@ def _converted_agents(pool_name: str) -> set[str]:
             if spec.get("backend") == "transformers" and str(spec.get("asset", "tiny:")).split(":")[0] != "tiny"}
 
 
+def _plan(pool: str, settings: dict) -> int:
+    from sale.placement import PlacementError, parse_gpus, plan, pool_footprints
+
+    if "gpus" not in settings:
+        raise AssetError("plan needs gpus=..., e.g. python -m sale.assets plan pool=qwen3 gpus=1x80GB")
+    path = CONF_DIR / "pool" / f"{pool}.yaml"
+    if not path.exists():
+        raise AssetError(f"unknown pool {pool!r}; known pools: {sorted(q.stem for q in path.parent.glob('*.yaml'))}")
+    try:
+        placement = plan(pool_footprints(yaml.safe_load(path.read_text()), int(settings["context"])),
+                         parse_gpus(settings["gpus"]))
+    except PlacementError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"pool={pool} on gpus={settings['gpus']}, {settings['context']} KV tokens reserved per agent:\n")
+    print(placement.table(float(settings["load_gbps"])))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m sale.assets", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["fetch", "verify", "list"])
-    p.add_argument("pool", nargs="?", default="pool=cpu", help="pool=<name> (a file in conf/pool/); default cpu")
+    p.add_argument("action", choices=["fetch", "verify", "list", "plan"])
+    p.add_argument("settings", nargs="*", metavar="key=value",
+                   help="pool=<name> (a file in conf/pool/; default cpu); for plan: gpus=1x80GB (or 4x80GB, "
+                        "80GB,40GB), context=8192 (KV tokens reserved per agent), load_gbps=2 (weights load speed)")
     args = p.parse_args(argv)
-    pool = args.pool.removeprefix("pool=")
+    settings = {"pool": "cpu", "context": "8192", "load_gbps": "2"}
+    for item in args.settings:
+        key, eq, value = item.partition("=")
+        if not eq or key not in ("pool", "gpus", "context", "load_gbps"):
+            p.error(f"unknown setting {item!r}: use pool=..., gpus=..., context=..., load_gbps=...")
+        settings[key] = value
+    pool = settings["pool"]
     try:
+        if args.action == "plan":
+            return _plan(pool, settings)
         if args.action == "list":
             for name, entry in catalogue().items():
                 path = asset_path(name)

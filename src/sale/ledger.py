@@ -75,7 +75,7 @@ class Ledger:
 
     def batches_ratings(self, agent: str) -> bool:
         """Whether the agent's backend rates several prompts in one forward pass (score_options_many)."""
-        return bool(getattr(self.pool.llm(agent), "batches_ratings", False))
+        return self.pool.spec(agent).backend == "transformers"
 
     def score_options_many(self, agent: str, phase: str, messages_list: Sequence[Sequence[Message]],
                            options: Sequence[str]) -> list[OptionScores]:

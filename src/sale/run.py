@@ -240,7 +240,7 @@ def run(cfg: DictConfig) -> Path:
     run_dir = Path(cfg.run.dir)
     check_same_config(run_dir, cfg, save=False)
     concurrency = _concurrency(cfg)
-    pool = Pool.from_config(cfg.pool, concurrency=concurrency)
+    pool = Pool.from_config(cfg.pool, concurrency=concurrency, gpus=cfg.run.get("gpus"))
     pool.server_log_dir = run_dir / "servers"
     tasks = load_tasks(cfg.tasks)
     if cfg.run.limit:

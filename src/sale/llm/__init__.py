@@ -22,7 +22,7 @@ ENGINE_PACKAGES = {"xllamacpp": "xllamacpp", "llamacpp": "llama-cpp-python", "tr
 # n_parallel (a server's slots) is one of them: each slot keeps its own n_ctx, so a prompt sees the same context.
 # KV reuse, placement and attention kernels likewise (transformers: greedy output is tested equal with and without).
 EXECUTION_ONLY_OPTIONS = {"n_threads", "timeout_s", "api_key_env", "n_parallel", "retries", "base_url", "kv_reuse",
-                          "kv_cache_entries", "device_map", "max_memory", "device"}
+                          "kv_cache_entries", "device_map", "max_memory", "device", "arch"}
 
 
 def engine_id(backend: str) -> str:
@@ -61,7 +61,7 @@ class Pool:
     model is loaded behind a sale.concurrency.AgentGate of that size (1 for an engine that is not thread-safe), and a
     server-backed agent gets as many parallel slots, unless its pool file sets n_parallel."""
 
-    def __init__(self, name: str, agents: list[AgentSpec], concurrency: int = 1):
+    def __init__(self, name: str, agents: list[AgentSpec], concurrency: int = 1, placement=None):
         if not agents:
             raise LLMError(f"pool {name!r} has no agents")
         self.name = name
@@ -71,10 +71,19 @@ class Pool:
         self._loading = threading.Lock()  # one model loads at a time: transformers' loading is not thread-safe
         self._cpu_room = None  # created on first use: the models on this CPU take turns (sale.concurrency.CpuRoom)
         self.server_log_dir = None  # where servers this pool starts write their logs (the runner: <run dir>/servers)
+        self.placement = placement  # sale.placement.Placement: which device each agent goes to, which load on demand
+        self._swap_area = None
 
     @classmethod
-    def from_config(cls, cfg, concurrency: int = 1) -> "Pool":
+    def from_config(cls, cfg, concurrency: int = 1, gpus: str | None = None) -> "Pool":
+        """gpus (run.gpus, e.g. 1x80GB): place the pool's transformers agents with sale.placement, refusing a pool
+        that cannot fit before any model loads."""
         cfg = _plain(cfg)
+        placement = None
+        if gpus:
+            from sale.placement import parse_gpus, plan, pool_footprints
+
+            placement = plan(pool_footprints(cfg), parse_gpus(gpus))
         per_b = float(cfg.get("price_per_b_params", 0.0112))
         agents = []
         for name, spec in (cfg.get("agents") or {}).items():
@@ -88,7 +97,7 @@ class Pool:
             price = spec.pop("price", None)
             agents.append(AgentSpec(name, backend, params_b, float(price) if price is not None else per_b * params_b,
                                     spec))
-        return cls(cfg.get("name", "pool"), agents, concurrency)
+        return cls(cfg.get("name", "pool"), agents, concurrency, placement)
 
     @property
     def names(self) -> list[str]:
@@ -113,7 +122,19 @@ class Pool:
             with self._loading:
                 if name not in self._loaded:
                     limit = agent_limit(spec.backend, self.concurrency)
-                    llm = load_backend(spec, pool_name=self.name, slots=limit, server_log_dir=self.server_log_dir)
+                    if self.placement is not None:
+                        spec = AgentSpec(spec.name, spec.backend, spec.params_b, spec.price,
+                                         {**spec.options, **self.placement.agent_options(name)})
+                    if self.placement is not None and name in self.placement.on_demand:
+                        from sale.placement import OnDemandLLM, SwapArea
+
+                        self._swap_area = self._swap_area or SwapArea(self.placement.devices[
+                            self.placement.swap_device][0])
+                        llm = OnDemandLLM(name, lambda s=spec: load_backend(s, pool_name=self.name, slots=limit),
+                                          self._swap_area)
+                    else:
+                        llm = load_backend(spec, pool_name=self.name, slots=limit,
+                                           server_log_dir=self.server_log_dir)
                     room = None
                     if self.concurrency > 1 and computes_on_this_cpu(spec.backend, spec.options):
                         self._cpu_room = self._cpu_room or CpuRoom()
@@ -148,10 +169,10 @@ class Pool:
             weights = "sha256:" + catalogue()[asset]["sha256"]
         else:
             weights = str(asset or opts.pop("model", None) or opts.pop("model_path", ""))
-        # What the loaded model resolved beyond its options (transformers: dtype, device type, chat template).
-        loaded = self._loaded.get(name)
-        if loaded is not None and hasattr(loaded, "identity"):
-            opts["resolved"] = loaded.identity()
+        if spec.backend == "transformers":  # what "auto" resolves to here, and the template's arguments
+            from sale.llm.transformers_backend import resolved_identity
+
+            opts["resolved"] = resolved_identity(spec.options)
         extra = json.dumps(opts, sort_keys=True, default=str) if opts else ""
         return f"{engine}|{weights}|{extra}"
 
@@ -178,6 +199,7 @@ def load_backend(spec: AgentSpec, pool_name: str | None = None, slots: int = 1, 
     if spec.backend == "transformers":
         from sale.llm.transformers_backend import TransformersLLM
 
+        opts.pop("arch", None)  # the architecture's config, for placement: the weights carry their own
         if "asset" in opts:
             from sale.assets import hf_checkpoint, verified_asset
 

@@ -16,7 +16,6 @@ to spread one model over several GPUs (sale.placement plans them).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Sequence
@@ -47,6 +46,26 @@ def split_thinking(text: str) -> tuple[str, str]:
     return "", text
 
 
+def resolved_identity(options: dict) -> dict:
+    """What an agent's options resolve to that changes what it writes (the call cache keys on it): the dtype and
+    device type that "auto" picks on this machine, and the chat template's arguments, thinking included."""
+    import torch
+
+    device = str(options.get("device", "auto"))
+    if options.get("device_map") is not None or device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    on_gpu = not device.startswith("cpu")
+    dtype = str(options.get("dtype", "auto"))
+    if dtype == "auto":
+        dtype = "bfloat16" if on_gpu else "float32"
+    kwargs = dict(options.get("chat_template_kwargs") or {})
+    if options.get("enable_thinking") is not None:
+        kwargs["enable_thinking"] = bool(options["enable_thinking"])
+    return {"dtype": dtype, "device_type": "cuda" if on_gpu else "cpu",
+            "attn": options.get("attn_implementation") or ("sdpa" if on_gpu else None),
+            "chat_template_kwargs": kwargs}
+
+
 class _StopAfterThinking:
     """A stopping criterion: stop once a stop string appears in the text after the <think> block (or in the whole
     text when there is none). Decodes only the tail of the generation at each step."""
@@ -71,8 +90,6 @@ class _StopAfterThinking:
 
 
 class TransformersLLM:
-    batches_ratings = True  # score_options_batch rates a task's plans in one pass (the jury uses it)
-
     def __init__(self, name: str, model: str | Path, gguf_file: str | None = None, dtype: str = "auto",
                  device: str = "auto", device_map: str | dict | None = None, max_memory: dict | None = None,
                  attn_implementation: str | None = None, chat_template_kwargs: dict | None = None,
@@ -122,13 +139,6 @@ class TransformersLLM:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None \
             else self.tokenizer.eos_token_id
         self.kv_hits = 0  # prompt tokens served from a kept cache (for benchmarks)
-
-    def identity(self) -> dict:
-        """What, beyond the pool's options, changes what this model writes: the call cache keys on it."""
-        template = self.tokenizer.chat_template or ""
-        return {"dtype": self.dtype, "device_type": self.device.type, "attn": self.attn_implementation,
-                "chat_template_kwargs": self.chat_template_kwargs,
-                "chat_template_sha": hashlib.sha256(template.encode()).hexdigest()[:16]}
 
     @property
     def thinking(self) -> bool:
