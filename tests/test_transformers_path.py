@@ -9,7 +9,7 @@ import yaml
 
 from sale import CONF_DIR
 from sale.llm import Pool
-from sale.llm.transformers_backend import split_thinking
+from sale.llm.base import split_thinking
 from sale.placement import PlacementError, parse_gpus, plan, pool_footprints
 from sale.transformers_check import conversation, jury_prompts
 
@@ -74,6 +74,23 @@ def test_thinking_block_is_split_from_the_answer():
     assert split_thinking("<think>\nlet me see\n</think>\n\nAction: open[Ann]") == ("let me see", "Action: open[Ann]")
     assert split_thinking("<think> still thinking when cut") == ("still thinking when cut", "")
     assert split_thinking("Action: answer[3]") == ("", "Action: answer[3]")
+
+
+def test_stop_strings_count_only_after_the_thinking_block(tiny_pool):
+    import torch
+
+    from sale.llm.transformers_backend import _StopAfterThinking
+
+    tok = tiny_pool.llm("tiny-qwen3-a").llm.tokenizer
+    close = tok.convert_tokens_to_ids("<|endoftext|>")  # stands for </think>, which the tiny vocabulary lacks
+    thinking = tok.encode("Observation: I will plan", add_special_tokens=False)
+    answer = tok.encode("Action: search[x] Observation:", add_special_tokens=False)
+    crit = _StopAfterThinking(tok, ["Observation:"], prompt_len=2, think_close_id=close)
+    assert not crit(torch.tensor([[0, 0, *thinking]]), None)[0]  # inside the block: no stop
+    assert not crit(torch.tensor([[0, 0, *thinking, close]]), None)[0]
+    assert crit(torch.tensor([[0, 0, *thinking, close, *answer]]), None)[0]
+    plain = _StopAfterThinking(tok, ["Observation:"], prompt_len=2, think_close_id=None)
+    assert plain(torch.tensor([[0, 0, *thinking]]), None)[0]
 
 
 def test_call_cache_key_covers_thinking_dtype_and_template_kwargs_but_not_execution_options():

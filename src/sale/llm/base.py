@@ -124,7 +124,10 @@ def generation_from_chat_completion(data: dict, latency_s: float, estimator: str
                        "needs them: serve the model with log-probabilities enabled (vLLM: --max-logprobs 20)")
     entropies = [entropy_from_top_logprobs([alt["logprob"] for alt in step.get("top_logprobs") or []], estimator)
                  for step in steps]
-    return Generation(text=choice["message"].get("content") or "", prompt_tokens=int(usage.get("prompt_tokens", 0)),
+    # A thinking model's <think> block (a server without a reasoning parser leaves it in the content) stays out of
+    # the text agents parse; its tokens are still in completion_tokens, so they are charged.
+    text = split_thinking(choice["message"].get("content") or "")[1]
+    return Generation(text=text, prompt_tokens=int(usage.get("prompt_tokens", 0)),
                       completion_tokens=int(usage.get("completion_tokens", len(steps))), entropies=entropies,
                       latency_s=latency_s, entropy_approximate=True,
                       finish_reason=choice.get("finish_reason") or "stop",
@@ -142,6 +145,21 @@ def option_probs_from_logits(logits: np.ndarray, option_ids: Sequence[int]) -> t
     if mass <= 0:
         return [1.0 / len(option_ids)] * len(option_ids), 0.0
     return [float(v) for v in sel / mass], mass
+
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+def split_thinking(text: str) -> tuple[str, str]:
+    """(reasoning, answer) of a reply that may open with a <think> block. A block never closed (the reply was cut
+    at max_tokens while thinking) leaves no answer."""
+    head = text.lstrip()
+    if THINK_CLOSE in text:
+        reasoning, _, answer = text.partition(THINK_CLOSE)
+        return reasoning.replace(THINK_OPEN, "", 1).strip(), answer.lstrip()
+    if head.startswith(THINK_OPEN):
+        return head[len(THINK_OPEN):].strip(), ""
+    return "", text
 
 
 def strip_at_stop(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:

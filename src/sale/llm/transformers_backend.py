@@ -20,11 +20,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from sale.llm.base import (Generation, LLMError, Message, OptionScores, entropy_from_logits,
-                           option_probs_from_logits, strip_at_stop)
-
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-
+from sale.llm.base import (THINK_CLOSE, Generation, LLMError, Message, OptionScores, entropy_from_logits,
+                           option_probs_from_logits, split_thinking, strip_at_stop)
 
 def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
@@ -32,18 +29,6 @@ def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
         if a[i] != b[i]:
             return i
     return n
-
-
-def split_thinking(text: str) -> tuple[str, str]:
-    """(reasoning, answer) of a reply that may open with a <think> block. A block never closed (the reply was cut
-    at max_tokens while thinking) leaves no answer."""
-    head = text.lstrip()
-    if THINK_CLOSE in text:
-        reasoning, _, answer = text.partition(THINK_CLOSE)
-        return reasoning.replace(THINK_OPEN, "", 1).strip(), answer.lstrip()
-    if head.startswith(THINK_OPEN):
-        return head[len(THINK_OPEN):].strip(), ""
-    return "", text
 
 
 def resolved_identity(options: dict) -> dict:
