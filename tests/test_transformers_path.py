@@ -170,3 +170,17 @@ def test_real_weights_kv_reuse_and_batched_jury_are_exact():
     assert jury_batch_speedup(llm, n_plans=3, reps=1)["max_abs_gap"] < 1e-3
     assert kv_reuse_speedup(llm, turn=4, max_tokens=12, reps=1)["identical"]
     llm.close()
+
+
+def test_gpu_benchmark_runs_its_code_path_shrunk_on_the_cpu():
+    import importlib.util
+
+    from sale import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("bench_gpu_qwen3", REPO_ROOT / "scripts" / "bench_gpu_qwen3.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    model, config, _ = bench.build("qwen3-8b", "cpu", tiny=True)
+    assert config.model_type == "qwen3" and config.num_key_value_heads == 2
+    assert bench.decode_tok_s(model, config.vocab_size, "cpu", batch=2, prompt=16, new=4) > 0
+    assert bench.jury_speedup(model, config.vocab_size, "cpu", reps=1) > 0
