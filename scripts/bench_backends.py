@@ -22,7 +22,8 @@ The machine may be shared: compare ratios within one run.
 
 Writes data/bench/backends.parquet (one row per agent x backend x measurement, with machine info) and
 data/bench/backends.md, and prints the table. --transformers-path writes data/bench/transformers.{parquet,md}
-(columns metric, value, agent) and data/bench/transformers_agreement.parquet (one row per prompt) instead.
+(columns metric, value, agent) and data/bench/transformers_agreement.parquet (one row per prompt) instead, each
+agent's rows as soon as it is measured (a later run with --agents replaces only those agents' rows).
 """
 
 from __future__ import annotations
@@ -258,13 +259,13 @@ def transformers_path(args) -> None:
     info, command = machine_info(), " ".join([".venv/bin/python", *sys.argv])
     pool = load_pool("cpu_hf")
     agents = [a.name for a in pool.agents if not args.agents or a.name in args.agents]
-    rows, per_prompt = [], []
-    for agent in agents:
+    args.out.mkdir(parents=True, exist_ok=True)
+    out, out_prompts = args.out / "transformers.parquet", args.out / "transformers_agreement.parquet"
+    for agent in agents:  # each agent's rows replace its earlier ones as soon as they are measured
         print(f"[bench] cpu_hf / {agent}: agreement with llama.cpp on {args.prompts} prompts ...", file=sys.stderr,
               flush=True)
         records, summary = tc.agreement(agent, n_prompts=args.prompts)
-        per_prompt += records
-        rows += [{"agent": agent, "metric": k, "value": v} for k, v in summary.items() if k not in ("agent",)]
+        rows = [{"agent": agent, "metric": k, "value": v} for k, v in summary.items() if k not in ("agent",)]
         llm = tc.load("cpu_hf", agent)
         print(f"[bench] cpu_hf / {agent}: speed ...", file=sys.stderr, flush=True)
         jury = tc.jury_batch_speedup(llm, n_plans=3, reps=args.reps)
@@ -280,16 +281,23 @@ def transformers_path(args) -> None:
                  {"agent": agent, "metric": "turn6_prompt_tokens", "value": kv1["prompt_tokens"]},
                  {"agent": agent, "metric": "decode_tok_s", "value": tc.decode_tok_s(llm)}]
         llm.close()
-    df = pd.DataFrame(rows)
-    df["value"] = df["value"].astype(float)
-    df["command"], df["cpu_model"], df["loadavg_1m"] = command, info["cpu_model"], info["loadavg_1m"]
-    args.out.mkdir(parents=True, exist_ok=True)
-    df.to_parquet(args.out / "transformers.parquet", index=False)
-    pd.DataFrame(per_prompt).to_parquet(args.out / "transformers_agreement.parquet", index=False)
+        new = pd.DataFrame(rows)
+        new["value"] = new["value"].astype(float)
+        new["command"], new["cpu_model"], new["loadavg_1m"] = command, info["cpu_model"], os.getloadavg()[0]
+        new["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        old = pd.read_parquet(out) if out.exists() else new.iloc[:0]
+        pd.concat([old[old.agent != agent], new]).to_parquet(out, index=False)
+        old = pd.read_parquet(out_prompts) if out_prompts.exists() else pd.DataFrame({"agent": []})
+        pd.concat([old[old.agent != agent], pd.DataFrame(records)]).to_parquet(out_prompts, index=False)
+    df = pd.read_parquet(out)
+    agents = [a.name for a in pool.agents if a.name in set(df.agent)]
     wide = df.pivot(index="metric", columns="agent", values="value")[agents]
-    table = (f"# The transformers path on real weights (pool cpu_hf, float32 on the CPU)\n\n`{command}`; "
-             f"{info['cpu_model']}, {info['cpu_count']} cores, load average {info['loadavg_1m']:.1f}. Agreement is against llama.cpp (pool cpu) on "
-             f"the same GGUF file; speed-ups are medians of {args.reps} within this run.\n\n"
+    commands = "; ".join(f"`{c}`" for c in dict.fromkeys(df["command"]))
+    table = (f"# The transformers path on real weights (pool cpu_hf, float32 on the CPU)\n\n{commands}; "
+             f"{info['cpu_model']}, {info['cpu_count']} cores; load average when each agent finished: "
+             + ", ".join(f"{a} {df[df.agent == a].loadavg_1m.iloc[0]:.1f}" for a in agents)
+             + f". Agreement is against llama.cpp (pool cpu) on the same GGUF file; speed-ups are medians of "
+             f"{args.reps} within one run.\n\n"
              + wide.to_markdown(floatfmt=".3g") + "\n")
     (args.out / "transformers.md").write_text(table)
     print(table)
