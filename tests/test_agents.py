@@ -81,7 +81,10 @@ def test_coder_with_hostile_code_is_graded_a_failure():
 def test_parse_action():
     assert parse_action("Thought: look\nAction: search[Alice Smith]") == ("search", "Alice Smith")
     assert parse_action("Action: ANSWER[ Bob, Carol ]") == ("answer", "Bob, Carol")
+    assert parse_action("Action: lookup[mother of Ann Lee]") == ("lookup", "mother of Ann Lee")
+    assert parse_action("Thought: next\nlookup(mother of Ann Lee)") == ("lookup", "mother of Ann Lee")  # loose form
     assert parse_action("I think the answer is Bob.") is None
+    assert parse_action("The answer (2) is near. We open (the door).") is None  # prose, not an action
 
 
 QUESTION = task("phantomwiki", "phantomwiki/test/q0000")
@@ -98,6 +101,77 @@ def test_searcher_loop_uses_tools_and_recovers_from_bad_actions():
     assert tools == ["search", "open", "answer"]
     assert "No article titled" in llm.prompts[3]
     assert grade(QUESTION, result.output).passed
+
+
+CHAIN = task("phantomwiki", "phantomwiki/train/q0130")  # the sister of the husband of Jeannie Mcclain
+
+
+def test_searcher_follows_a_chain_with_lookups_and_the_progress_note():
+    ledger, llm = scripted_ledger(["Thought: first\nAction: lookup[husband of Jeannie Mcclain]",
+                                   "Thought: again\nAction: lookup[husband of Jeannie Mcclain]",
+                                   "Thought: next\nAction: lookup[sister of Orlando Mcclain]",
+                                   "Thought: done\nAction: answer[Allyson Riedel]"])
+    result = run_agent(ledger, "bot", CHAIN, max_turns=16)
+    assert result.output == "Allyson Riedel" and grade(CHAIN, result.output).passed
+    assert result.turns == 4 and result.tool_actions == 2 and result.malformed == 1 and not result.forced
+    assert "The husband of Jeannie Mcclain: Orlando Mcclain (1)." in llm.prompts[1]
+    assert "Question left: Who is the sister of Orlando Mcclain?" in llm.prompts[1]
+    assert "You already did" in llm.prompts[2] and "Question left: Who is the sister of Orlando" in llm.prompts[2]
+    assert "Question left: nothing: answer with the names" in llm.prompts[3]
+
+
+def test_searcher_without_the_progress_note():
+    ledger, llm = scripted_ledger(["Action: lookup[husband of Jeannie Mcclain]", "Action: answer[Orlando Mcclain]"])
+    result = run_agent(ledger, "bot", CHAIN, progress=False)
+    assert "Question left" not in llm.prompts[1] and not grade(CHAIN, result.output).passed
+
+
+def test_a_forced_last_turn_answer_is_recorded():
+    ledger, _ = scripted_ledger(["Action: lookup[husband of Jeannie Mcclain]", "Action: answer[Orlando Mcclain]"])
+    result = run_agent(ledger, "bot", CHAIN, max_turns=2)
+    assert result.forced and result.output == "Orlando Mcclain" and result.tool_actions == 1
+    answer = [s for s in result.trajectory if s.get("tool") == "answer"]
+    assert answer[0]["forced"] is True
+
+
+def test_a_long_trace_is_trimmed_oldest_observation_first_and_keeps_the_question():
+    people = ["Jeannie Mcclain", "Orlando Mcclain", "Allyson Riedel", "Therese Kirschner", "Walter Hope",
+              "Leopoldo Riedel", "Deja Luck", "Kurt Parkinson"]
+    ledger, _ = scripted_ledger([f"Action: open[{p}]" for p in people] + ["Action: answer[x]"])
+    llm = ledger.pool._loaded["bot"]
+    seen = []
+    original = llm.generate
+
+    def measuring(messages, **kw):
+        seen.append([dict(m) for m in messages])
+        return original(messages, **kw)
+
+    llm.generate = measuring
+    result = run_agent(ledger, "bot", CHAIN, max_turns=16, context_chars=4000)
+    assert result.tool_actions == len(people) and result.output == "x"
+    last = seen[-1]
+    assert last[1]["content"].startswith("Question: Who is the sister")  # the question is never trimmed
+    observations = [m["content"] for m in last if m["content"].startswith("Observation:")]
+    assert len(observations) == len(people)
+    assert "(shortened)" in observations[0] and "The hobby of" not in observations[0]
+    assert all("(shortened)" not in o for o in observations[-2:])  # the latest two stay whole
+    assert sum(len(m["content"]) for m in last) < sum(len(m["content"]) for m in result.trajectory)
+    opened = [m for m in result.trajectory if m.get("tool") == "open"]
+    assert all("The hobby of" in m["content"] for m in opened)  # the logged trajectory keeps them whole
+
+
+def test_a_searcher_stuck_on_unusable_replies_must_answer_early():
+    ledger, llm = scripted_ledger(["Hmm."] * 2 + ["Action: lookup[husband of Jeannie Mcclain]"] * 3
+                                  + ["Action: answer[Orlando Mcclain]"])
+    result = run_agent(ledger, "bot", CHAIN, max_turns=16)
+    # 2 malformed, 1 lookup (resets the count), 2 repeats, then 4 more would be needed: not stuck yet
+    assert result.turns == 6 and not result.forced and result.malformed == 4
+    ledger, llm = scripted_ledger(["Hmm."] * 4 + ["Action: answer[Orlando Mcclain]"])
+    result = run_agent(ledger, "bot", CHAIN, max_turns=16)
+    assert result.turns == 5 and result.forced and "last turn" in llm.prompts[-1]
+    ledger, llm = scripted_ledger(["Hmm."] * 5)
+    result = run_agent(ledger, "bot", CHAIN, max_turns=16)
+    assert result.turns == 5 and result.output == "" and not result.forced
 
 
 def test_searcher_is_told_on_its_last_turn():
@@ -121,4 +195,4 @@ def test_real_searcher_runs_the_react_loop(cpu_pool):
     result = run_agent(ledger, "qwen2.5-coder-1.5b", QUESTION)
     tools = [s.get("tool") for s in result.trajectory if s["role"] == "tool"]
     assert "search" in tools or "open" in tools or "answer" in tools, result.trajectory
-    assert 1 <= result.turns <= 6 and len(ledger.calls) == result.turns
+    assert 1 <= result.turns <= 16 and len(ledger.calls) == result.turns

@@ -34,11 +34,13 @@ def grade(task, output: str):
 def execute(ledger: Ledger, agent: str, task, plan: str | None, agent_cfg) -> dict:
     """Run agent's scaffold on task (with an optional plan) and grade it. Returns the execution's result fields."""
     t0 = time.perf_counter()
+    options = dict(agent_cfg.get("search") or {}) if task.domain == "search" else {}
     res = run_agent(ledger, agent, task, plan, max_turns=int(agent_cfg.max_turns[task.domain]),
-                    max_tokens=int(agent_cfg.max_tokens[task.domain]))
+                    max_tokens=int(agent_cfg.max_tokens[task.domain]), **options)
     g = grade(task, res.output)
     return {"agent": agent, "passed": bool(g.passed), "grade_status": g.status, "output": res.output,
             "plan": plan, "turns": res.turns, "malformed": res.malformed, "self_check": res.self_check,
+            "tool_actions": res.tool_actions, "forced": res.forced,
             "trajectory": json.dumps(res.trajectory), "exec_wall_s": time.perf_counter() - t0}
 
 

@@ -1,0 +1,90 @@
+"""Deep-search runs, per agent and bin: pass@1, turns, valid tool actions, forced answers, and passes reached by
+following the chain.
+
+    .venv/bin/python scripts/search_report.py data/runs/scaling-cpu-train [more run dirs] [--md out.md]
+
+A pass "follows the chain" when the answer was not forced on the last turn and every gold answer had appeared in
+an observation of the trace before it (a name in a lookup, search or article; a count as "(n)" in a lookup).
+A pass on a forced last-turn answer still counts in pass@1; the table shows how many there were.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from sale.graders import normalize_answer
+from sale.tasks import load_tasks
+
+
+def observations(trajectory: list[dict]) -> str:
+    return "\n".join(s.get("content", "") for s in trajectory if s.get("role") == "tool" and s.get("tool") != "answer")
+
+
+def grounded(gold: list[str], trajectory: list[dict]) -> bool:
+    seen = observations(trajectory)
+    counts = set(re.findall(r"\((\d+)\)", seen))
+    folded = normalize_answer(seen)
+    return all((g in counts) if g.isdigit() else normalize_answer(g) in folded for g in gold)
+
+
+def load(run_dir: Path) -> pd.DataFrame:
+    df = pd.read_parquet(run_dir / "results.parquet")
+    df = df[df["domain"] == "search"].copy()
+    gold = {t.id: list(t.payload["answers"]) for t in load_tasks({"name": "s", "sources": ["phantomwiki"],
+                                                                   "split": "all"})}
+    rows = []
+    for _, r in df.iterrows():
+        traj = json.loads(r["trajectory"])
+        forced = bool(r["forced"]) if "forced" in r and pd.notna(r["forced"]) else any(
+            s.get("forced") for s in traj if s.get("tool") == "answer")
+        tool_actions = r["tool_actions"] if "tool_actions" in r and pd.notna(r["tool_actions"]) else sum(
+            1 for s in traj if s.get("role") == "tool" and s.get("tool") != "answer")
+        rows.append({"run": run_dir.name, "arm": r["arm"], "agent": r["agent"], "bin": int(r["bin"]),
+                     "task_id": r["task_id"], "passed": bool(r["passed"]), "turns": int(r["turns"]),
+                     "tool_actions": int(tool_actions), "malformed": int(r["malformed"]), "forced": forced,
+                     "answered": bool(r["self_check"]),
+                     "chain": bool(r["passed"]) and not forced and grounded(gold[r["task_id"]], traj)})
+    return pd.DataFrame(rows)
+
+
+def table(df: pd.DataFrame) -> pd.DataFrame:
+    g = df.groupby(["agent", "bin"])
+    out = pd.DataFrame({"n": g.size(), "pass@1": g["passed"].mean(), "passes": g["passed"].sum(),
+                        "chain passes": g["chain"].sum(), "forced": g["forced"].sum(),
+                        "forced passes": g.apply(lambda x: int((x["passed"] & x["forced"]).sum())),
+                        "no answer": g.apply(lambda x: int((~x["answered"]).sum())),
+                        "turns": g["turns"].mean(), "tool actions": g["tool_actions"].mean(),
+                        "malformed": g["malformed"].mean()})
+    tot = df.groupby("agent")
+    all_rows = pd.DataFrame({"n": tot.size(), "pass@1": tot["passed"].mean(), "passes": tot["passed"].sum(),
+                             "chain passes": tot["chain"].sum(), "forced": tot["forced"].sum(),
+                             "forced passes": tot.apply(lambda x: int((x["passed"] & x["forced"]).sum())),
+                             "no answer": tot.apply(lambda x: int((~x["answered"]).sum())),
+                             "turns": tot["turns"].mean(), "tool actions": tot["tool_actions"].mean(),
+                             "malformed": tot["malformed"].mean()})
+    all_rows["bin"] = "all"
+    out = pd.concat([out.reset_index(), all_rows.reset_index()]).set_index(["agent", "bin"]).sort_index(
+        key=lambda s: s.astype(str))
+    return out.round(2)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--md", type=Path, help="also write the table as markdown")
+    args = ap.parse_args(argv)
+    df = pd.concat([load(r) for r in args.runs])
+    t = table(df)
+    with pd.option_context("display.width", 200, "display.max_rows", 200):
+        print(t)
+    if args.md:
+        args.md.write_text(t.to_markdown() + "\n")
+
+
+if __name__ == "__main__":
+    main()
