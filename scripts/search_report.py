@@ -33,7 +33,15 @@ def grounded(gold: list[str], trajectory: list[dict]) -> bool:
 
 
 def load(run_dir: Path) -> pd.DataFrame:
-    df = pd.read_parquet(run_dir / "results.parquet")
+    """A run's search rows: from results.parquet, or from the journal while the run is unfinished."""
+    from sale.runlog import read_journal
+
+    records = read_journal(run_dir)
+    parquet = run_dir / "results.parquet"
+    if parquet.exists() and len(pd.read_parquet(parquet, columns=["task_id"])) >= len(records):
+        df = pd.read_parquet(parquet)
+    else:
+        df = pd.DataFrame([r["result"] for r in records])
     df = df[df["domain"] == "search"].copy()
     gold = {t.id: list(t.payload["answers"]) for t in load_tasks({"name": "s", "sources": ["phantomwiki"],
                                                                    "split": "all"})}
@@ -80,7 +88,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     df = pd.concat([load(r) for r in args.runs])
     t = table(df)
-    with pd.option_context("display.width", 200, "display.max_rows", 200):
+    with pd.option_context("display.width", 250, "display.max_rows", 200, "display.max_columns", 20):
         print(t)
     if args.md:
         args.md.write_text(t.to_markdown() + "\n")

@@ -40,8 +40,26 @@ class Bid:
         return cls(**fields)
 
 
+WORDS_PER_STEP = 15
+TOKENS_PER_STEP = 40  # a step of WORDS_PER_STEP words with its number, in these models' tokens, with headroom
+
+
+def max_steps(bid_max_tokens: int) -> int:
+    """Steps of a plan: as many one-line steps as fit in the cap (128 tokens: 3; 64: 1)."""
+    return max(1, bid_max_tokens // TOKENS_PER_STEP)
+
+
 def max_words(bid_max_tokens: int) -> int:
-    return max(10, int(bid_max_tokens * 0.6))  # ~0.75 words a token, with headroom so plans end on their own
+    return max(10, max_steps(bid_max_tokens) * WORDS_PER_STEP)
+
+
+def bid_stop(bid_max_tokens: int) -> list[str]:
+    """Where a plan ends on its own: before a step past max_steps, before a sub-point (the prompt asks for one line
+    a step; small models otherwise nest bullets until the cap), at a code fence, or at a blank line (the prompt
+    asks for none; small models otherwise append a paragraph after the list)."""
+    n = max_steps(bid_max_tokens) + 1
+    return [f"\n{n}.", f"\n{n})", f"\nStep {n}", f"\n**{n}.", "\n  -", "\n   -", "\n    -", "\n\t-", "\n  *",
+            "\n   *", "\n    *", "```", "\n\n"]
 
 
 def bid_messages(task, bid_max_tokens: int) -> list[dict]:
@@ -49,13 +67,18 @@ def bid_messages(task, bid_max_tokens: int) -> list[dict]:
     return [{"role": "system", "content": p["bid_system"]},
             {"role": "user", "content": p["bid"].format(domain=task.domain, description=task.description.strip(),
                                                        tools=p["tools"][task.domain],
+                                                       example=p["plan_example"][task.domain],
+                                                       max_steps=max_steps(bid_max_tokens),
+                                                       words_per_step=WORDS_PER_STEP,
                                                        max_words=max_words(bid_max_tokens))}]
 
 
 def make_bid(ledger, agent: str, task, bid_max_tokens: int, messages: list[dict] | None = None,
              refined: bool = False) -> Bid:
+    """A bid (or a refined bid) from `agent`, at most bid_max_tokens long; it stops by itself at the end of a
+    numbered plan of max_steps steps (bid_stop)."""
     gen = ledger.generate(agent, "refine" if refined else "bid", messages or bid_messages(task, bid_max_tokens),
-                          max_tokens=bid_max_tokens)
+                          max_tokens=bid_max_tokens, stop=bid_stop(bid_max_tokens))
     return bid_from_generation(agent, gen, refined)
 
 
