@@ -12,7 +12,7 @@ real entry points (`python -m sale.run` in a child process, the sandbox, the age
                        any model loads (None: the fault is not bad input)
     outcome            what happened, in words
 
-    python scripts/faults.py                 # every fault (about 25 minutes on 2 cores), writes data/bench/faults.*
+    python scripts/faults.py                 # every fault (about 95 min on 2 busy cores, most of it the 20-kill runs)
     python scripts/faults.py --fast          # only the fast ones (what tests/test_faults.py runs in CI)
     python scripts/faults.py -k journal -k stub --out /tmp/faults   # faults whose name contains a word
 
@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,9 +164,15 @@ def command(run_dir: Path, args: list[str], cache: Path | None) -> list[str]:
     return [sys.executable, "-c", LAUNCHER, *args, f"run.dir={run_dir}", *cache_arg, "run.figure=false"]
 
 
+def _default_sigint() -> None:
+    # A script started in the background of a non-interactive shell ignores SIGINT, and its children would inherit
+    # that: a runner that ignores Ctrl-C. Give each run the default, as from a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(run_dir: Path, args: list[str], cache: Path | None, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(command(run_dir, args, cache), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env or env_for(), start_new_session=True)
+                            text=True, env=env or env_for(), start_new_session=True, preexec_fn=_default_sigint)
 
 
 def run_to_end(run_dir: Path, args: list[str], cache: Path | None, env: dict | None = None,
@@ -193,8 +200,9 @@ def wait_for_lines(proc: subprocess.Popen, run_dir: Path, n: int, timeout: float
     return proc.poll() is None
 
 
-def compare(run_dir: Path, reference: Path) -> dict:
-    """tasks_lost, tasks_duplicated and results_equal of a finished run against an uninterrupted one."""
+def compare(run_dir: Path, reference: Path, columns: list[str] | None = None) -> dict:
+    """tasks_lost, tasks_duplicated and results_equal of a finished run against an uninterrupted one (on COMPARED,
+    or on `columns`)."""
     ref = pd.read_parquet(reference / "results.parquet")
     path = run_dir / "results.parquet"
     got = pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=ref.columns)
@@ -202,18 +210,19 @@ def compare(run_dir: Path, reference: Path) -> dict:
     got_keys = set(map(tuple, got[KEY].to_numpy().tolist()))
     lost = len(ref_keys - got_keys)
     duplicated = int(got.duplicated(KEY).sum())
-    cols = [c for c in COMPARED if c in ref.columns]
+    cols = [c for c in (columns or COMPARED) if c in ref.columns]
 
     def table(df):
         return df.drop_duplicates(KEY).sort_values(KEY)[KEY + cols].reset_index(drop=True)
 
     equal = lost == 0 and len(got_keys) == len(ref_keys) and table(got).equals(table(ref))
     bids_ref = reference / "bids.parquet"
-    if equal and bids_ref.exists():
-        bid_cols = ["order", "task_id", "bid_index", "agent", "plan", "score", "final_winner"]
-        b_ref = pd.read_parquet(bids_ref)[bid_cols].sort_values(bid_cols[:3]).reset_index(drop=True)
-        b_got = pd.read_parquet(run_dir / "bids.parquet")[bid_cols].sort_values(bid_cols[:3]).reset_index(drop=True)
-        equal = b_got.equals(b_ref)
+    if equal and bids_ref.exists() and columns is None:  # SALE: the same bids and winners; scores to float noise (1e-6 relative)
+        bid_cols = ["order", "task_id", "bid_index", "agent", "plan", "provisional_winner", "final_winner"]
+        b_ref = pd.read_parquet(bids_ref).sort_values(bid_cols[:3]).reset_index(drop=True)
+        b_got = pd.read_parquet(run_dir / "bids.parquet").sort_values(bid_cols[:3]).reset_index(drop=True)
+        equal = (b_got[bid_cols].equals(b_ref[bid_cols])
+                 and bool(np.allclose(b_got["score"], b_ref["score"], rtol=1e-6, atol=1e-9)))
     return {"tasks_lost": lost, "tasks_duplicated": duplicated, "results_equal": bool(equal)}
 
 
@@ -243,11 +252,12 @@ def first_error(proc: Proc) -> str:
     return proc.out.strip().splitlines()[-1][:160] if proc.out.strip() else f"exit {proc.rc}"
 
 
-def resume_and_compare(run_dir: Path, args: list[str], cache: Path, reference: Path) -> tuple[dict, Proc]:
+def resume_and_compare(run_dir: Path, args: list[str], cache: Path, reference: Path,
+                       columns: list[str] | None = None) -> tuple[dict, Proc]:
     proc = run_to_end(run_dir, args, cache)
     if proc.rc != 0:
         return {"tasks_lost": None, "tasks_duplicated": None, "results_equal": False}, proc
-    return compare(run_dir, reference), proc
+    return compare(run_dir, reference, columns), proc
 
 
 def in_mount_namespace(script: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -272,7 +282,8 @@ def shell_join(cmd: list[str]) -> str:
 # ------------------------------------------------------------------------------------------------ process death
 
 
-def kill_at_random_moments(ctx: Context, args: list[str], kills: int, seed: int, sig=signal.SIGKILL) -> dict:
+def kill_at_random_moments(ctx: Context, args: list[str], kills: int, seed: int, sig=signal.SIGKILL,
+                           columns: list[str] | None = None) -> dict:
     """`kills` signals at random moments of a run, resuming after each; when a run has finished, the next kills go
     to a fresh one (an episode). Each episode's final results are compared with an uninterrupted run's. A moment is
     drawn uniformly over the time the rest of the run should take, its start-up included, so kills land in
@@ -313,7 +324,7 @@ def kill_at_random_moments(ctx: Context, args: list[str], kills: int, seed: int,
             proc.stdout.close()
             if problems:
                 break
-        result, final = resume_and_compare(run_dir, args, cache, reference)
+        result, final = resume_and_compare(run_dir, args, cache, reference, columns)
         episodes.append(result)
         if final.rc != 0:
             problems.append(f"the resumed run failed: {final.out[-300:]}")
@@ -324,6 +335,8 @@ def kill_at_random_moments(ctx: Context, args: list[str], kills: int, seed: int,
     equal = bool(episodes) and all(e["results_equal"] for e in episodes) and not problems
     outcome = (f"{landed} kills landed over {len(episodes)} runs, each resumed to the end ({ended_alone} restarts "
                f"ended before their kill); start-up {startup_s:.1f} s of {full_s:.1f} s")
+    if columns:
+        outcome += f"; compared on {', '.join(columns)} only"
     if problems:
         outcome += "; PROBLEMS: " + " | ".join(problems)
     return {"injections": landed, "tasks_lost": lost, "tasks_duplicated": duplicated, "results_equal": equal,
@@ -373,9 +386,16 @@ def sigkill_cpu_1(ctx):
     return kill_at_random_moments(ctx, CPU_SMALL + ["tasks.bins=[1]", "run.concurrency=1"], 20, seed=11)
 
 
+# VERDICTS = who executed each task and whether it passed. At 4 in flight llama.cpp decodes prompts together, and its
+# batched kernels change greedy texts (README, "Batching changes the numbers"): which prompts share a batch after a
+# resume differs from an uninterrupted run, so texts and token counts may too, through no fault of the harness.
+VERDICTS = ["agent", "passed"]
+
+
 @fault("SIGKILL at 20 random moments, real model (SmolLM2-135M), 4 in flight", "process death", fast=False)
 def sigkill_cpu_4(ctx):
-    return kill_at_random_moments(ctx, CPU_SMALL + ["tasks.bins=[1,2]", "run.concurrency=4"], 20, seed=14)
+    return kill_at_random_moments(ctx, CPU_SMALL + ["tasks.bins=[1,2]", "run.concurrency=4"], 20, seed=14,
+                                  columns=VERDICTS)
 
 
 @fault("SIGKILL at 3 random moments, stub pool, 4 in flight", "process death")
@@ -397,7 +417,7 @@ def stop_mid_run(ctx: Context, args: list[str], sig, after_lines: int, expect: s
     result, final = resume_and_compare(run_dir, args, cache, reference)
     graceful = stopped.rc == 130 and expect in out and "Traceback" not in out
     outcome = (f"stopped with exit {stopped.rc} after {before} tasks"
-               f"{' (finishing the tasks in flight)' if graceful else ' (NOT the graceful stop)'}; "
+               f"{' (the graceful stop)' if graceful else ' (NOT the graceful stop)'}; "
                f"rerun resumed (exit {final.rc})")
     if not in_time:
         outcome += "; the run ended before the signal"
@@ -949,7 +969,7 @@ def hostile(name: str, code: str, contained: Callable, timeout_s: float = 3.0, *
     ok = bool(contained(result)) and not left
     return {"injections": 1, "tasks_lost": None, "tasks_duplicated": None, "results_equal": None,
             "clear_error": None, "contained": ok,
-            "outcome": f"status {result.status}; {result.stdout.strip()[:120]!r}; {len(left)} processes left"}
+            "outcome": f"status {result.status}; {result.stdout.strip()[:60]!r}; {len(left)} processes left"}
 
 
 @fault("hostile code: symlink escape (write through a link to outside)", "hostile code")
@@ -1043,7 +1063,7 @@ def malformed_bids(ctx):
     replies = ["", "   \n\t", "{description} {plan} {0} }{ %s", "plan " * 400, "\x00\x1b[31m\ud7ff" + "é" * 50,
                "Action: answer[stub]"]
     return malformed_run(ctx, STUB_SALE + ["tasks.per_bin=2"], replies, "bids",
-                         lambda r: len(r) == 10 and r["plan"].notna().all())
+                         lambda r: len(r) == 10)  # an empty winning plan is logged as none
 
 
 @fault("model output: malformed ReAct actions", "malformed output")
@@ -1096,6 +1116,7 @@ def run_faults(faults: list[Fault], root: Path, log=print) -> pd.DataFrame:
 def verdict(row: dict) -> str:
     """ok when every count that applies is as it must be: 0 lost, 0 duplicated, results equal, a clear error,
     hostile code contained."""
+    row = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}  # NaN from parquet: None
     if not row.get("injections"):
         return "SKIPPED" if str(row.get("outcome", "")).startswith("skipped") else "FAILED"
     bad = [k for k in ("tasks_lost", "tasks_duplicated") if row.get(k) not in (None, 0)]
@@ -1111,6 +1132,8 @@ def to_markdown(df: pd.DataFrame) -> str:
             return "–"
         if isinstance(v, bool):
             return "yes" if v else "**no**"
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
         return str(v).replace("|", "\\|").replace("\n", " ")
 
     cols = ["fault", "injections", "tasks_lost", "tasks_duplicated", "results_equal", "clear_error", "contained",
@@ -1124,12 +1147,33 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_table(table: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """faults.parquet and faults.md, rows in the suite's order, each with its verdict."""
+    order = {f.name: i for i, f in enumerate(FAULTS)}
+    table = table.sort_values("fault", key=lambda c: c.map(order)).reset_index(drop=True)
+    table["verdict"] = [verdict(r) for r in table.to_dict("records")]
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(out / "faults.parquet", index=False)
+    n_ok = int((table["verdict"] == "ok").sum())
+    header = (f"# Faults injected (`python scripts/faults.py`)\n\n{len(table)} faults, {n_ok} ok, "
+              f"{int(table['verdict'].str.startswith('FAILED').sum())} failed, "
+              f"{int((table['verdict'] == 'SKIPPED').sum())} skipped; {int(table['injections'].fillna(0).sum())} "
+              f"injections in {table['seconds'].sum() / 60:.1f} min of runs ({time.strftime('%Y-%m-%d')}, 2 shared "
+              f"cores). Columns: see the script's docstring; `contained`: hostile code or malformed output was "
+              f"contained and the run finished; – = does not apply.\n\n")
+    (out / "faults.md").write_text(header + to_markdown(table))
+    print(header + to_markdown(table))
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fast", action="store_true", help="only the faults cheap enough for CI")
     ap.add_argument("-k", action="append", default=[], help="only faults whose name contains this (repeatable)")
     ap.add_argument("--out", default=str(OUT_DIR), help="where faults.parquet and faults.md go")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--merge", action="store_true",
+                    help="replace only these faults' rows in the existing table (rerun a few, keep the rest)")
     args = ap.parse_args(argv)
     chosen = [f for f in FAULTS if (f.fast or not args.fast)
               and (not args.k or any(k.lower() in f.name.lower() for k in args.k))]
@@ -1150,16 +1194,10 @@ def main(argv: list[str] | None = None) -> int:
         if col not in table:
             table[col] = None
         table[col] = table[col].astype("object")
-    table.to_parquet(out / "faults.parquet", index=False)
-    n_ok = int((df["verdict"] == "ok").sum())
-    header = (f"# Faults injected (`python scripts/faults.py`)\n\n{len(df)} faults, {n_ok} ok, "
-              f"{int(df['verdict'].str.startswith('FAILED').sum())} failed, "
-              f"{int((df['verdict'] == 'SKIPPED').sum())} skipped; {int(df['injections'].fillna(0).sum())} "
-              f"injections in {(time.time() - t0) / 60:.1f} min ({time.strftime('%Y-%m-%d')}). Columns: see the "
-              f"script's docstring; `contained`: hostile code or malformed output was contained and the run "
-              f"finished; – = does not apply.\n\n")
-    (out / "faults.md").write_text(header + to_markdown(table))
-    print(header + to_markdown(table))
+    if args.merge and (out / "faults.parquet").exists():
+        old = pd.read_parquet(out / "faults.parquet")
+        table = pd.concat([old[~old["fault"].isin(table["fault"])], table], ignore_index=True)
+    df = write_table(table, out)
     return 0 if not df["verdict"].str.startswith("FAILED").any() else 1
 
 
