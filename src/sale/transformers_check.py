@@ -128,12 +128,11 @@ def jury_batch_speedup(llm, n_plans: int = 3, reps: int = 3) -> dict:
         batched.append(time.perf_counter() - t0)
     llm.kv_reuse = True
     gap = max(abs(a.expected_value() - b.expected_value()) for a, b in zip(one, many))
-    tokens = [len(llm.prompt_ids(m)) for m in prompts]
-    shared = min(tokens) - 1
-    for t in prompts[1:]:
-        from sale.llm.transformers_backend import common_prefix_len
+    from sale.llm.transformers_backend import shared_prefix_len
 
-        shared = min(shared, common_prefix_len(llm.prompt_ids(prompts[0]), llm.prompt_ids(t)))
+    ids = [llm.prompt_ids(m) for m in prompts]
+    tokens = [len(i) for i in ids]
+    shared = shared_prefix_len(ids)
     return {"single_s": float(np.median(single)), "batched_s": float(np.median(batched)),
             "speedup": float(np.median(single) / np.median(batched)), "max_abs_gap": gap,
             "shared_token_share": shared * len(prompts) / sum(tokens)}

@@ -31,6 +31,14 @@ def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def shared_prefix_len(prompts: Sequence[Sequence[int]]) -> int:
+    """Tokens all prompts share from the start, leaving each at least one token of its own."""
+    shared = min(len(p) for p in prompts) - 1
+    for p in prompts[1:]:
+        shared = min(shared, common_prefix_len(prompts[0], p))
+    return shared
+
+
 def resolved_identity(options: dict) -> dict:
     """What an agent's options resolve to that changes what it writes (the call cache keys on it): the dtype and
     device type that "auto" picks on this machine, and the chat template's arguments, thinking included."""
@@ -220,9 +228,7 @@ class TransformersLLM:
         torch = self.torch
         option_ids = [self._single_token(o) for o in options]
         prompts = [self.prompt_ids(m) for m in messages_list]
-        shared = min(len(p) for p in prompts) - 1
-        for p in prompts[1:]:
-            shared = min(shared, common_prefix_len(prompts[0], p))
+        shared = shared_prefix_len(prompts)
         t0 = time.perf_counter()
         with torch.no_grad():
             cache, n = self._take_cache(prompts[0][:shared + 1]) if shared > 0 else (None, 0)
