@@ -19,12 +19,14 @@ NEXT=data/runs/next
 mkdir -p "$NEXT"
 stage() { echo "=== $1 ($(date -u +%H:%M:%S) UTC)"; }
 
+stage "bids alone, test split (10 tasks per bin per domain): the share at the cap"
+$PY scripts/plan_effect.py --bids-only --out data/bench/bids-test tasks.split=test tasks.per_bin=10
 stage "plan vs no plan, train, 1 task per bin per domain (bids + executions; calls cached)"
 $PY scripts/plan_effect.py --out data/bench/plans tasks.split=train tasks.per_bin=4 tasks.take_per_bin=1
-stage "scaling, train split (4 tasks per bin per domain)"
-$PY -m sale.run experiment=scaling tasks.split=train tasks.per_bin=4 run.dir=$NEXT/scaling-cpu-train
-$PY scripts/search_report.py $NEXT/scaling-cpu-train --md $NEXT/scaling-cpu-train/search_report.md
 stage "scaling, test split (10 tasks per bin per domain)"
-$PY -m sale.run experiment=scaling tasks.split=test run.dir=$NEXT/scaling-cpu-test
+$PY -m sale.run experiment=scaling tasks.split=test run.dir=$NEXT/scaling-cpu-test run.concurrency=4
 $PY scripts/search_report.py $NEXT/scaling-cpu-test --md $NEXT/scaling-cpu-test/search_report.md
+stage "scaling, train split (4 tasks per bin per domain)"
+$PY -m sale.run experiment=scaling tasks.split=train tasks.per_bin=4 run.dir=$NEXT/scaling-cpu-train run.concurrency=4
+$PY scripts/search_report.py $NEXT/scaling-cpu-train --md $NEXT/scaling-cpu-train/search_report.md
 stage "done: swap the runs in, fit, rerun the main baselines and the figures (see the header of this script)"
