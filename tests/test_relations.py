@@ -78,3 +78,23 @@ def test_the_progress_note_moves_only_on_the_innermost_relation_for_all_its_peop
     how_many = Chain.parse("How many sisters does the friend of Carl Peace have?")
     assert how_many.count == "sister" and how_many.advance(TRAIN.query("friend of Carl Peace"), TRAIN)
     assert how_many.text().startswith("How many sisters does ") and how_many.text().endswith(" have?")
+
+
+def test_no_lookup_string_crashes_the_tool():
+    """Model output is arbitrary: chains with dangling 'of's, a 'whose' without a person, empty names. Each gets a
+    readable answer, never an exception (one recursed until RecursionError and stopped a scaling run)."""
+    import random
+
+    from sale.agents.searcher import run_tool
+
+    chain = Chain.parse("Who is the mother of the friend of Elicia Barbee?")
+    fixed = ["friend of Lisa, whose dad", "whose of whose", "of of of", "mother of whose", "nephew of the mother of",
+             "mother of  of Ann", "date of birth of whose", "the mother of the father of", "", "   ", "of", "whose"]
+    words = ["of", "the", "whose", "person", "is", "mother", "friend", "great-grandparent", "date of birth", ",",
+             "and", "Elicia Barbee", "Krystle Barbee", "?", "(", "'", "hobby", "people", "=", "sister-in-law"]
+    rng = random.Random(0)
+    fuzzed = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 9))) for _ in range(400)]
+    for query in fixed + fuzzed:
+        assert isinstance(TRAIN.query(query).text, str), query
+        assert isinstance(run_tool("lookup", query, "train", 3, chain), str), query
+    assert TRAIN.lookup("friend of Lisa, whose dad").startswith("Cannot read 'friend of Lisa, whose dad'")

@@ -222,10 +222,14 @@ class FamilyGraph:
         if re.search(r"\bof\b", target.replace("date of birth", "")) or re.search(r"\bwhose\b", target):
             # A chain of relations: resolve its innermost one only (one hop per lookup), and say so.
             m_whose = re.search(r"(?:person|people)\s+whose\s+.+$", q, re.IGNORECASE)
-            inner = m_whose.group(0) if m_whose else re.search(
-                r"([a-z][a-z\- ]*?)\s+of\s+((?:(?!\bof\b).)+)$", q.replace("date of birth", "date_of_birth"),
-                re.IGNORECASE).group(0).replace("date_of_birth", "date of birth")
-            inner = re.sub(r"^(?:.*\s)?the\s+", "", inner) if not m_whose else inner
+            m_last = re.search(r"([a-z][a-z\- ]*?)\s+of\s+((?:(?!\bof\b).)+)$",
+                               q.replace("date of birth", "date_of_birth"), re.IGNORECASE)
+            inner = (m_whose.group(0) if m_whose else
+                     re.sub(r"^(?:.*\s)?the\s+", "", m_last.group(0).replace("date_of_birth", "date of birth"))
+                     if m_last else "")
+            if not inner.strip() or len(inner.strip()) >= len(q):  # no inner hop to resolve: never recurse on itself
+                return Lookup(f"Cannot read {query.strip()!r} as a chain of relations. Write lookup[<relation> of "
+                              "<Name>], e.g. lookup[mother of Ann Lee], or lookup[person whose hobby is chess].")
             result = self.query(inner)
             result.text = f"(One relation per lookup: this resolved {inner} only.)\n" + result.text
             return result
