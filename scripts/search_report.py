@@ -33,15 +33,10 @@ def grounded(gold: list[str], trajectory: list[dict]) -> bool:
 
 
 def load(run_dir: Path) -> pd.DataFrame:
-    """A run's search rows: from results.parquet, or from the journal while the run is unfinished."""
-    from sale.runlog import read_journal
+    """A run's search rows (from the journal while the run is unfinished: sale.runlog.load_logs)."""
+    from sale.runlog import load_logs
 
-    records = read_journal(run_dir)
-    parquet = run_dir / "results.parquet"
-    if parquet.exists() and len(pd.read_parquet(parquet, columns=["task_id"])) >= len(records):
-        df = pd.read_parquet(parquet)
-    else:
-        df = pd.DataFrame([r["result"] for r in records])
+    df = load_logs(run_dir)["results"]
     df = df[df["domain"] == "search"].copy()
     gold = {t.id: list(t.payload["answers"]) for t in load_tasks({"name": "s", "sources": ["phantomwiki"],
                                                                    "split": "all"})}
