@@ -73,13 +73,18 @@ def bid_messages(task, bid_max_tokens: int) -> list[dict]:
                                                        max_words=max_words(bid_max_tokens))}]
 
 
+def generate_bid(ledger, agent: str, task, bid_max_tokens: int, messages: list[dict] | None = None,
+                 refined: bool = False):
+    """The generation of a bid (or a refined bid) from `agent`, at most bid_max_tokens long; it stops by itself at
+    the end of a numbered plan of max_steps steps (bid_stop)."""
+    return ledger.generate(agent, "refine" if refined else "bid", messages or bid_messages(task, bid_max_tokens),
+                           max_tokens=bid_max_tokens, stop=bid_stop(bid_max_tokens))
+
+
 def make_bid(ledger, agent: str, task, bid_max_tokens: int, messages: list[dict] | None = None,
              refined: bool = False) -> Bid:
-    """A bid (or a refined bid) from `agent`, at most bid_max_tokens long; it stops by itself at the end of a
-    numbered plan of max_steps steps (bid_stop)."""
-    gen = ledger.generate(agent, "refine" if refined else "bid", messages or bid_messages(task, bid_max_tokens),
-                          max_tokens=bid_max_tokens, stop=bid_stop(bid_max_tokens))
-    return bid_from_generation(agent, gen, refined)
+    """A bid (or a refined bid) from `agent`: generate_bid's plan, |s| and H(s)."""
+    return bid_from_generation(agent, generate_bid(ledger, agent, task, bid_max_tokens, messages, refined), refined)
 
 
 def bid_from_generation(agent: str, gen, refined: bool = False) -> Bid:
