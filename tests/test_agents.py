@@ -126,6 +126,21 @@ def test_searcher_without_the_progress_note():
     assert "Question left" not in llm.prompts[1] and not grade(CHAIN, result.output).passed
 
 
+def test_a_tool_that_raises_costs_one_turn_not_the_run(monkeypatch):
+    from sale.tools.relations import FamilyGraph
+
+    def broken_query(self, text):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(FamilyGraph, "query", broken_query)
+    ledger, llm = scripted_ledger(["Action: lookup[husband of Jeannie Mcclain]", "Action: answer[Orlando Mcclain]"])
+    result = run_agent(ledger, "bot", CHAIN, max_turns=4)
+    assert result.output == "Orlando Mcclain" and result.turns == 2
+    failed = [s for s in result.trajectory if s.get("tool") == "lookup"]
+    assert failed[0]["error"] is True and "RuntimeError: boom" in failed[0]["content"]
+    assert "lookup[...] failed on this input (RuntimeError: boom)" in llm.prompts[1]
+
+
 def test_a_forced_last_turn_answer_is_recorded():
     ledger, _ = scripted_ledger(["Action: lookup[husband of Jeannie Mcclain]", "Action: answer[Orlando Mcclain]"])
     result = run_agent(ledger, "bot", CHAIN, max_turns=2)

@@ -22,16 +22,20 @@ lose their place in a chain of nine relations or carry one name of several.
 
 What the result records besides the answer: `turns`, `malformed` (replies without a usable action, repeats
 included), `tool_actions` (valid tool calls that ran), `forced` (the answer came on the last turn, after the
-scaffold demanded one).
+scaffold demanded one). A tool that raises on odd model input is a bug to mend, but it costs that one turn, not the
+run: the agent sees `tool_error`, the trajectory step is marked `error`, and the log says which input raised.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
 from sale.agents import AgentResult, load_prompts
 from sale.tools.relations import Chain, FamilyGraph
 from sale.tools.search import SearchIndex
+
+log = logging.getLogger(__name__)
 
 TOOLS = ("lookup", "search", "open", "answer")
 ACTION = re.compile(r"Action\s*:\s*\**\s*(lookup|search|open|answer)\s*\[(.*?)\]", re.IGNORECASE | re.DOTALL)
@@ -165,8 +169,14 @@ def run_searcher(ledger, agent: str, task, plan: str | None, max_turns: int = 16
                 break
             tool_actions += 1
             stuck = 0
-            result = run_tool(tool, arg, universe, search_k, chain)[:MAX_OBSERVATION_CHARS]
-            trajectory.append({"role": "tool", "tool": tool, "argument": arg, "content": result})
+            step = {"role": "tool", "tool": tool, "argument": arg}
+            try:
+                result = run_tool(tool, arg, universe, search_k, chain)[:MAX_OBSERVATION_CHARS]
+            except Exception as exc:  # a tool bug on odd model input costs one turn, not the whole run
+                log.warning("%s: %s[%s] raised %s: %s", task.id, tool, arg, type(exc).__name__, exc)
+                result = p["tool_error"].format(tool=tool, error=f"{type(exc).__name__}: {exc}"[:200]).strip()
+                step["error"] = True
+            trajectory.append({**step, "content": result})
             observation_msg = p["observation"].format(observation=result)
             observations.append((len(messages), tool, result))
         if chain is not None:
