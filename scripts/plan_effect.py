@@ -75,13 +75,13 @@ def main(argv=None) -> None:
     from sale.auction.bids import make_bid
     from sale.ledger import Ledger
     from sale.llm import Pool
-    from sale.llm.cache import CallCache
+    from sale.llm.cache import open_cache
     from sale.methods import execute
     from sale.tasks import load_tasks
 
     cfg = compose(args.overrides)
     pool = Pool.from_config(cfg.pool)
-    cache = CallCache(cfg.run.cache) if cfg.run.cache else None
+    cache = open_cache(cfg)
     tasks = load_tasks(cfg.tasks)
     cap = int(cfg.auction.bid_max_tokens)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("SALE_CACHE_SHARDS", "")  # tests compute their calls; test_llm.py tests the shards
 
 
 @pytest.fixture(scope="session")

@@ -109,6 +109,56 @@ def test_call_cache_serves_identical_calls(tiny_pool, tmp_path):
     assert reopened.score_options(MSGS, DIGITS).probs == pytest.approx(llm.score_options(MSGS, DIGITS).probs)
 
 
+
+def test_cache_shards_carry_a_pools_calls_to_a_fresh_cache(tiny_pool, tmp_path, capsys):
+    import sqlite3
+
+    from sale.llm.cache import main as cache_main, open_cache
+    from omegaconf import OmegaConf
+
+    cache = CallCache(tmp_path / "a.sqlite")
+    llm = CachedLLM(tiny_pool.llm("tiny-qwen3-b"), "tiny-qwen3-b", cache)
+    made = llm.generate(MSGS, max_tokens=8)
+    rating = llm.score_options(MSGS, DIGITS)
+    CachedLLM(tiny_pool.llm("tiny-qwen3-a"), "other-model", cache).generate(MSGS, max_tokens=8)
+    shard, n = cache.export_shard(tmp_path / "shards", {"tiny-qwen3-b"})
+    assert n == 2 and shard.parent == tmp_path / "shards"  # the other model's call is not this pool's
+    assert cache.export_shard(tmp_path / "shards", {"tiny-qwen3-b"}) == (None, 0)  # append-only: nothing new
+
+    cfg = OmegaConf.create({"run": {"cache": str(tmp_path / "fresh.sqlite"), "cache_shards": str(tmp_path / "shards")}})
+    fresh = open_cache(cfg)
+    assert "imported 2 calls" in capsys.readouterr().out
+    replay = CachedLLM(tiny_pool.llm("tiny-qwen3-b"), "tiny-qwen3-b", fresh)
+    again = replay.generate(MSGS, max_tokens=8)
+    assert again.cached and again.text == made.text and again.entropies == made.entropies
+    assert replay.score_options(MSGS, DIGITS).probs == pytest.approx(rating.probs)
+    assert fresh.misses == 0 and open_cache(cfg).import_shards(tmp_path / "shards") == 0  # each shard once
+
+    (tmp_path / "shards" / "calls-broken.parquet").write_bytes(b"not parquet")
+    assert CallCache(tmp_path / "other.sqlite").import_shards(tmp_path / "shards") == 2
+    assert "skipped" in capsys.readouterr().err
+
+    old = sqlite3.connect(tmp_path / "old.sqlite")  # a cache file from before entries recorded their model
+    old.execute("CREATE TABLE calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    old.execute("INSERT INTO calls VALUES ('k', '{}')")
+    old.commit()
+    old.close()
+    assert CallCache(tmp_path / "old.sqlite").export_shard(tmp_path / "s2", {"m"}) == (None, 0)
+    assert CallCache(tmp_path / "old.sqlite").export_shard(tmp_path / "s2", {"m"}, include_unlabelled=True)[1] == 1
+
+    with pytest.raises(SystemExit, match="no call cache"):
+        cache_main(["export", "--pool", "tiny", "--cache", str(tmp_path / "missing.sqlite")])
+
+
+def test_runs_import_the_pools_committed_shards_by_default(monkeypatch):
+    from hydra import compose, initialize_config_dir
+
+    monkeypatch.delenv("SALE_CACHE_SHARDS")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("config", overrides=["pool=tiny"])
+    assert cfg.run.cache_shards == "data/cache/tiny"
+
+
 # --------------------------------------------------------------------------------------- bad input
 
 def test_unknown_pool_and_agent_are_clear_errors(tiny_pool):

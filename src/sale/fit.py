@@ -138,7 +138,7 @@ def choice_table(name, weights, cost, entropy, jury, passed, exec_cost, lam, age
 def train_features(cfg: DictConfig, pool) -> pd.DataFrame:
     """SPEC §4 steps 1-2: the train tasks every agent ran (fit.train_run), each bid's features and every juror's
     rating (collect_features), joined to each agent's outcome and execution cost there."""
-    from sale.llm.cache import CallCache
+    from sale.llm.cache import open_cache
     from sale.runlog import load_logs
     from sale.tasks import load_tasks
 
@@ -157,7 +157,7 @@ def train_features(cfg: DictConfig, pool) -> pd.DataFrame:
     tasks = [all_train[i] for i in sorted(task_ids)]
     print(f"[sale.fit] {len(tasks)} train tasks with outcomes for every agent ({cfg.fit.train_run}); pool {pool.name}")
 
-    cache = CallCache(cfg.run.cache) if cfg.run.cache else None
+    cache = open_cache(cfg)
     features = collect_features(cfg, pool, tasks, cache)
     outcomes = train[["task_id", "agent", "passed", "exec_cost_usd"]].drop_duplicates(["task_id", "agent"])
     features = features.merge(outcomes, on=["task_id", "agent"], how="left", validate="one_to_one")

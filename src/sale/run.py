@@ -228,7 +228,7 @@ def run(cfg: DictConfig) -> Path:
     from sale.embeddings import Embedder
     from sale.ledger import Ledger
     from sale.llm import Pool
-    from sale.llm.cache import CallCache
+    from sale.llm.cache import open_cache
     from sale.methods import build_method
     from sale.runlog import Journal
     from sale.summary import print_summary, summary_figure
@@ -249,7 +249,7 @@ def run(cfg: DictConfig) -> Path:
     method = build_method(cfg, pool, embedder)
     verify_models(pool, used_agents(method, pool))
     journal = Journal(run_dir)
-    cache = CallCache(cfg.run.cache) if cfg.run.cache else None
+    cache = open_cache(cfg)
     check_same_config(run_dir, cfg)
     records, unreadable, duplicates = journal.check()
     if unreadable:

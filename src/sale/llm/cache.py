@@ -5,6 +5,13 @@ decoding parameter, so a rerun, another task order or a resumed run never pays t
 Each entry is committed at once (SQLite, WAL), so a killed run loses at most the calls in flight. Threads share
 one connection behind a lock; processes sharing the file wait for each other's writes (busy_timeout).
 Cost accounting is unaffected: a cached call is still charged its tokens in the logs, as the method would pay.
+
+Shards carry the cache across machines. The file is git-ignored, so a fresh clone (every session, every cluster
+node) would otherwise pay again for the calls behind the committed runs: the baselines, the weight fit and the
+ablations replay executions and ratings that a scaling or SALE run already made. `python -m sale.llm.cache export
+--pool cpu` writes the pool's entries that no shard holds yet as one new parquet shard under data/cache/<pool>/
+(append-only: old shards never change), and every run imports the shards it has not seen (`run.cache_shards`).
+Entries already in the file win. Each entry records its model key, so a shard holds one pool's calls only.
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ import dataclasses
 import hashlib
 import json
 import sqlite3
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -36,7 +45,10 @@ class CallCache:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout=60000")  # other processes (cluster jobs) may share the file
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL, model TEXT)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS imported_shards (name TEXT PRIMARY KEY)")
+            if "model" not in {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}:
+                self._db.execute("ALTER TABLE calls ADD COLUMN model TEXT")  # a file from before shards
             self._db.execute("SELECT key FROM calls LIMIT 1").fetchall()
             self._db.execute("BEGIN IMMEDIATE")  # takes the write lock: fails now, not mid-run, if it cannot write
             self._db.execute("ROLLBACK")
@@ -70,12 +82,84 @@ class CallCache:
             self.hits += 1
         return json.loads(row[0])
 
-    def put(self, key: str, value: dict) -> None:
+    def put(self, key: str, value: dict, model: str | None = None) -> None:
         with self._lock:
             try:
-                self._db.execute("INSERT OR REPLACE INTO calls VALUES (?, ?)", (key, json.dumps(value)))
+                self._db.execute("INSERT OR REPLACE INTO calls (key, value, model) VALUES (?, ?, ?)",
+                                 (key, json.dumps(value), model))
             except sqlite3.Error as e:
                 raise self._error("write to", e) from e
+
+    def import_shards(self, folder: str | Path) -> int:
+        """Add the entries of every shard in `folder` not imported before (entries already here win). Returns how
+        many entries were new."""
+        import pyarrow.parquet as pq
+
+        added = 0
+        for shard in sorted(Path(folder).glob("*.parquet")):
+            with self._lock:
+                seen = self._db.execute("SELECT 1 FROM imported_shards WHERE name = ?", (shard.name,)).fetchone()
+            if seen:
+                continue
+            try:
+                rows = pq.read_table(shard, columns=["key", "value", "model"]).to_pylist()
+            except Exception as e:  # a damaged shard only costs recomputation
+                print(f"[cache] skipped {shard}: cannot read it ({e})", file=sys.stderr)
+                continue
+            with self._lock:
+                try:
+                    before = self._db.total_changes
+                    self._db.execute("BEGIN")
+                    self._db.executemany("INSERT OR IGNORE INTO calls (key, value, model) VALUES (?, ?, ?)",
+                                         [(r["key"], r["value"], r["model"]) for r in rows])
+                    self._db.execute("INSERT INTO imported_shards VALUES (?)", (shard.name,))
+                    self._db.execute("COMMIT")
+                    added += self._db.total_changes - before - 1
+                except sqlite3.Error as e:
+                    self._db.execute("ROLLBACK")
+                    raise self._error("import a shard into", e) from e
+        return added
+
+    def export_shard(self, folder: str | Path, models: set[str],
+                     include_unlabelled: bool = False) -> tuple[Path | None, int]:
+        """Write the entries of `models` that no shard in `folder` holds yet as one new shard; (its path, entries).
+        include_unlabelled adds entries written before the cache recorded models (a file that served one pool)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        folder = Path(folder)
+        held: set[str] = set()
+        for shard in folder.glob("*.parquet"):
+            held.update(pq.read_table(shard, columns=["key"]).column("key").to_pylist())
+        with self._lock:
+            marks = ",".join("?" * len(models))
+            unlabelled = " OR model IS NULL" if include_unlabelled else ""
+            rows = self._db.execute(f"SELECT key, value, model FROM calls WHERE model IN ({marks}){unlabelled} "
+                                    "ORDER BY key", sorted(models)).fetchall()
+        rows = [r for r in rows if r[0] not in held]
+        if not rows:
+            return None, 0
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"calls-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.parquet"
+        table = pa.table({name: [r[i] for r in rows] for i, name in enumerate(["key", "value", "model"])})
+        tmp = path.with_suffix(".parquet.tmp")
+        pq.write_table(table, tmp, compression="zstd", compression_level=19)
+        tmp.replace(path)
+        return path, len(rows)
+
+
+def open_cache(cfg) -> CallCache | None:
+    """The run's call cache (`run.cache`; None when null), with the committed shards (`run.cache_shards`) it has
+    not imported yet."""
+    if not cfg.run.cache:
+        return None
+    cache = CallCache(cfg.run.cache)
+    shards = cfg.run.get("cache_shards")
+    if shards and Path(shards).is_dir():
+        added = cache.import_shards(shards)
+        if added:
+            print(f"[cache] imported {added} calls from the shards in {shards}")
+    return cache
 
 
 class CachedLLM:
@@ -95,7 +179,7 @@ class CachedLLM:
         if hit is not None:
             return dataclasses.replace(Generation(**hit), cached=True)
         gen = self.llm.generate(messages, max_tokens=max_tokens, stop=stop, temperature=temperature, seed=seed)
-        self.cache.put(key, dataclasses.asdict(gen))
+        self.cache.put(key, dataclasses.asdict(gen), self.model_key)
         return gen
 
     def score_options_batch(self, messages_list: Sequence[Sequence[Message]],
@@ -109,7 +193,7 @@ class CachedLLM:
         if misses:
             fresh = self.llm.score_options_batch([messages_list[i] for i in misses], options)
             for i, scores in zip(misses, fresh):
-                self.cache.put(keys[i], dataclasses.asdict(scores))
+                self.cache.put(keys[i], dataclasses.asdict(scores), self.model_key)
                 out[i] = scores
         return out
 
@@ -119,5 +203,46 @@ class CachedLLM:
         if hit is not None:
             return dataclasses.replace(OptionScores(**hit), cached=True)
         scores = self.llm.score_options(messages, options)
-        self.cache.put(key, dataclasses.asdict(scores))
+        self.cache.put(key, dataclasses.asdict(scores), self.model_key)
         return scores
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m sale.llm.cache",
+        description="Carry the call cache across machines: export a pool's new entries as a committed shard "
+                    "(runs import the shards they have not seen, run.cache_shards).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    export = sub.add_parser("export", help="write the pool's entries that no shard holds yet as a new shard")
+    export.add_argument("--pool", default="cpu", help="the pool whose agents' calls to export (default: cpu)")
+    export.add_argument("--cache", default=None, help="the cache file (default: the config's run.cache)")
+    export.add_argument("--to", default=None, help="the shard folder (default: the config's run.cache_shards)")
+    export.add_argument("--include-unlabelled", action="store_true",
+                        help="also export entries written before the cache recorded each entry's model; only for a "
+                             "cache file that served this pool alone")
+    args = parser.parse_args(argv)
+
+    from hydra import compose, initialize_config_dir
+
+    from sale import CONF_DIR
+    from sale.llm import Pool
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("config", overrides=[f"pool={args.pool}"])
+    pool = Pool.from_config(cfg.pool)
+    models = {pool.model_key(name) for name in pool.names}
+    cache_path = args.cache or cfg.run.cache
+    folder = args.to or cfg.run.cache_shards
+    if not Path(cache_path).exists():
+        raise SystemExit(f"error: no call cache at {cache_path}; pass --cache PATH")
+    path, n = CallCache(cache_path).export_shard(folder, models, args.include_unlabelled)
+    if path is None:
+        print(f"[cache] nothing new for pool {args.pool}: every entry of its {len(models)} agents is in {folder}")
+    else:
+        print(f"[cache] wrote {n} calls of pool {args.pool} to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
