@@ -3,7 +3,10 @@
 # interruption rerun the same command; finished stages cost only their cache look-ups.
 #   bash scripts/reproduce.sh                 # all stages
 #   bash scripts/reproduce.sh fit main        # only these stages
+#   CONCURRENCY=4 bash scripts/reproduce.sh   # tasks in flight per run (run.concurrency)
 # Stages: scaling_test scaling_train fit main ablations overhead figures
+# After each stage the pool's new call-cache entries become a shard under data/cache/<pool>/ (sale.llm.cache):
+# commit it, and the next machine replays those calls instead of paying for them again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -11,17 +14,19 @@ PY=.venv/bin/python
 POOL=${POOL:-cpu}  # a file in conf/pool/; its `name` names the runs (cpu_llamacpp is named cpu: the committed runs)
 POOL_NAME=$($PY -c "import yaml, sys; print(yaml.safe_load(open('conf/pool/$POOL.yaml'))['name'])")
 STAGES=${*:-scaling_test scaling_train fit main ablations overhead figures}
+RUN="run.concurrency=${CONCURRENCY:-1}"
 
 for stage in $STAGES; do
   echo "=== $stage ($(date -u +%H:%M:%S) UTC)"
   case $stage in
-    scaling_test)  $PY -m sale.run experiment=scaling pool=$POOL ;;
-    scaling_train) $PY -m sale.run experiment=scaling pool=$POOL tasks.split=train tasks.per_bin=4 ;;
+    scaling_test)  $PY -m sale.run experiment=scaling pool=$POOL $RUN ;;
+    scaling_train) $PY -m sale.run experiment=scaling pool=$POOL tasks.split=train tasks.per_bin=4 $RUN ;;
     fit)           $PY -m sale.fit pool=$POOL ;;
-    main)          $PY -m sale.run -m experiment=main pool=$POOL ;;
-    ablations)     $PY -m sale.run -m experiment=ablations pool=$POOL ;;
+    main)          $PY -m sale.run -m experiment=main pool=$POOL $RUN ;;
+    ablations)     $PY -m sale.run -m experiment=ablations pool=$POOL $RUN ;;
     overhead)      $PY scripts/bench_auction.py data/runs/main-sale-$POOL_NAME ;;
     figures)       $PY scripts/run_notebooks.py ;;
     *) echo "unknown stage $stage; one of: scaling_test scaling_train fit main ablations overhead figures" >&2; exit 2 ;;
   esac
+  $PY -m sale.llm.cache export --pool "$POOL"
 done
