@@ -33,8 +33,21 @@ def compose(overrides: list[str]):
         return hydra_compose("config", overrides=overrides)
 
 
+# The form example the bid prompt showed until 2026-12-03, "for a different task". The 0.5B and the 135M copied it
+# word for word in 100 and 99 of 100 test bids (data/bench/bids-test at commit 68286c5), so their plans said
+# nothing about the task; the prompt now describes the form in words only. The check stays, to show it is gone.
+OLD_FORM_EXAMPLE = {
+    "coding": "1. Read the docstring examples to pin down the output for empty input.\n"
+              "2. Build the result in one pass over the string, keeping a counter.\n"
+              "3. Run the examples; watch for an off-by-one at the end.",
+    "search": "1. Find the person whose occupation is given, with lookup.\n"
+              "2. Look up their sister, then the husband of each sister.\n"
+              "3. Answer with all the names; beware of people with two sisters.",
+}
+
+
 def copies(plan: str, example: str) -> bool:
-    """The plan repeats a line of the prompt's form example word for word (small models copy it)."""
+    """The plan repeats a line of the old form example word for word (small models copied it)."""
     lines = {" ".join(line.split()).lower() for line in example.splitlines() if line.strip()}
     return any(" ".join(line.split()).lower() in lines for line in plan.splitlines())
 
@@ -42,7 +55,7 @@ def copies(plan: str, example: str) -> bool:
 def bid_table(bids: pd.DataFrame) -> pd.DataFrame:
     g = bids.groupby(["agent", "domain"])
     cols = lambda x: {"bids": len(x), "at cap": x["at_cap"].mean(), "mean tokens": x["tokens"].mean(),  # noqa: E731
-                      "numbered": x["numbered"].mean(), "copies the form example": x["copies_example"].mean()}
+                      "numbered": x["numbered"].mean(), "copies the old form example": x["copies_example"].mean()}
     t = pd.DataFrame([{"agent": a, "domain": d, **cols(x)} for (a, d), x in g])
     all_ = pd.DataFrame([{"agent": a, "domain": "both", **cols(x)} for a, x in bids.groupby("agent")])
     total = pd.DataFrame([{"agent": "all", "domain": "both", **cols(bids)}])
@@ -71,7 +84,6 @@ def main(argv=None) -> None:
 
     from tqdm.auto import tqdm
 
-    from sale.agents import load_prompts
     from sale.auction.bids import make_bid
     from sale.ledger import Ledger
     from sale.llm import Pool
@@ -85,7 +97,6 @@ def main(argv=None) -> None:
     tasks = load_tasks(cfg.tasks)
     cap = int(cfg.auction.bid_max_tokens)
     args.out.mkdir(parents=True, exist_ok=True)
-    examples = load_prompts("auction")["plan_example"]
     root = Ledger(pool, cache, method="plan_effect")
     bids, execs = [], []
     for task in tqdm(tasks, desc="tasks", unit="task", dynamic_ncols=True, file=sys.stdout):
@@ -95,7 +106,7 @@ def main(argv=None) -> None:
             bids.append({"task_id": task.id, "domain": task.domain, "bin": task.bin, "agent": agent,
                          "tokens": bid.tokens, "at_cap": bid.tokens >= cap, "plan": bid.plan,
                          "numbered": bool(re.search(r"^\W*(?:step\s*)?1[.):]", bid.plan, re.I | re.M)),
-                         "copies_example": copies(bid.plan, examples[task.domain])})
+                         "copies_example": copies(bid.plan, OLD_FORM_EXAMPLE[task.domain])})
             if args.bids_only:
                 continue
             for arm, plan in (("no plan", None), ("plan", bid.plan or None)):

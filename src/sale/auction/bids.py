@@ -67,7 +67,6 @@ def bid_messages(task, bid_max_tokens: int) -> list[dict]:
     return [{"role": "system", "content": p["bid_system"]},
             {"role": "user", "content": p["bid"].format(domain=task.domain, description=task.description.strip(),
                                                        tools=p["tools"][task.domain],
-                                                       example=p["plan_example"][task.domain],
                                                        max_steps=max_steps(bid_max_tokens),
                                                        words_per_step=WORDS_PER_STEP,
                                                        max_words=max_words(bid_max_tokens))}]
