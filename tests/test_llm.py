@@ -109,7 +109,6 @@ def test_call_cache_serves_identical_calls(tiny_pool, tmp_path):
     assert reopened.score_options(MSGS, DIGITS).probs == pytest.approx(llm.score_options(MSGS, DIGITS).probs)
 
 
-
 def test_cache_shards_carry_a_pools_calls_to_a_fresh_cache(tiny_pool, tmp_path, capsys):
     import sqlite3
 
