@@ -4,6 +4,7 @@
 #   bash scripts/reproduce.sh                 # all stages
 #   bash scripts/reproduce.sh fit main        # only these stages
 #   CONCURRENCY=4 bash scripts/reproduce.sh   # tasks in flight per run (run.concurrency)
+#   SALE_DATA_DIR=data/next bash scripts/reproduce.sh   # write runs, weights and the overhead table under data/next
 # Stages: scaling_test scaling_train fit main ablations overhead figures
 # After each stage the pool's new call-cache entries become a shard under data/cache/<pool>/ (sale.llm.cache):
 # commit it, and the next machine replays those calls instead of paying for them again.
@@ -15,6 +16,7 @@ POOL=${POOL:-cpu}  # a file in conf/pool/; its `name` names the runs (cpu_llamac
 POOL_NAME=$($PY -c "import yaml, sys; print(yaml.safe_load(open('conf/pool/$POOL.yaml'))['name'])")
 STAGES=${*:-scaling_test scaling_train fit main ablations overhead figures}
 RUN="run.concurrency=${CONCURRENCY:-1}"
+DATA=${SALE_DATA_DIR:-data}  # conf/config.yaml's data_dir reads the same variable
 
 for stage in $STAGES; do
   echo "=== $stage ($(date -u +%H:%M:%S) UTC)"
@@ -24,7 +26,7 @@ for stage in $STAGES; do
     fit)           $PY -m sale.fit pool=$POOL ;;
     main)          $PY -m sale.run -m experiment=main pool=$POOL $RUN ;;
     ablations)     $PY -m sale.run -m experiment=ablations pool=$POOL $RUN ;;
-    overhead)      $PY scripts/bench_auction.py data/runs/main-sale-$POOL_NAME ;;
+    overhead)      $PY scripts/bench_auction.py "$DATA/runs/main-sale-$POOL_NAME" --out "$DATA/bench/auction_overhead" ;;
     figures)       $PY scripts/run_notebooks.py ;;
     *) echo "unknown stage $stage; one of: scaling_test scaling_train fit main ablations overhead figures" >&2; exit 2 ;;
   esac

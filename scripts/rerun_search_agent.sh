@@ -2,48 +2,62 @@
 # Issues #16 and #19: rerun on the cpu pool everything the new deep-search agent (16 turns, lookup, "Question left")
 # and the new bids change. Every step resumes where it stopped (run journals, and the call cache with its committed
 # shards), so after an interruption, on this machine or a fresh clone, rerun the same command:
-#   nohup bash scripts/rerun_search_agent.sh > data/runs/next/rerun.log 2>&1 &
-# Commit data/runs/next/*/journal.jsonl and data/cache/cpu/ before a session ends: the next one resumes from them.
+#   nohup bash scripts/rerun_search_agent.sh > data/next/rerun.log 2>&1 &
+# Before a session ends, stop it with SIGTERM (`kill <pid>`: a background job ignores SIGINT), then commit data/next/
+# and data/cache/cpu/: the next session resumes from them.
 #
-# 1. The scaling runs go to data/runs/next/ first, so the committed ones (6-turn agent) stay where the README and the
-#    notebooks read them until both new ones are complete (a finished run has results.parquet).
-# 2. Then the old reference runs move to data/runs/archive/<name>-react6 (the scaling runs, and every SALE, baseline
-#    and ablation run: they ran the old agent, and a run directory keeps its config) and the new scaling runs move in.
-# 3. Then the rest of scripts/reproduce.sh: the weight fit, the main comparison (baselines, SALE over 5 orders,
-#    random), the ablations, the overhead benchmark and the notebooks' figures.
+# 1. Everything is staged under data/next/ (SALE_DATA_DIR, conf/config.yaml's data_dir): the scaling runs on test and
+#    train, the weight fit, the main comparison (baselines, SALE over 5 orders, random), the ablations and the overhead
+#    table. The committed reference runs (6-turn agent, old bids), the weights and the overhead table stay where the
+#    README and the notebooks read them, so the committed tree stays consistent however many sessions this takes.
+# 2. Once every stage is done, the old ones move to archive/ folders with the suffix -react6 and the staged ones move
+#    in, all at once (a run is tied to its inputs relative to data_dir, so the moved runs still resume).
+# 3. Then the notebooks redraw the figures from the new runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 PY=.venv/bin/python
-NEXT=data/runs/next
-RUNS=data/runs
-ARCHIVE=data/runs/archive
-mkdir -p "$NEXT" "$ARCHIVE"
+NEXT=data/next
 stage() { echo "=== $1 ($(date -u +%H:%M:%S) UTC)"; }
-
-for split in test train; do
-  if [ -f "$RUNS/scaling-cpu-$split/results.parquet" ] && [ ! -d "$NEXT/scaling-cpu-$split" ] \
-     && [ -d "$ARCHIVE/scaling-cpu-$split-react6" ]; then
-    continue  # already swapped in
-  fi
-  stage "scaling, $split split, new agent -> $NEXT/scaling-cpu-$split"
-  per_bin=$([ "$split" = test ] && echo 10 || echo 4)
-  $PY -m sale.run experiment=scaling tasks.split=$split tasks.per_bin=$per_bin run.dir=$NEXT/scaling-cpu-$split \
-      run.concurrency=4
-  $PY -m sale.llm.cache export --pool cpu
-  $PY scripts/search_report.py $NEXT/scaling-cpu-$split --md $NEXT/scaling-cpu-$split/search_report.md
-done
-
-if [ -d "$NEXT/scaling-cpu-test" ] || [ -d "$NEXT/scaling-cpu-train" ]; then
-  stage "swap: the old reference runs to $ARCHIVE/*-react6, the new scaling runs in"
-  for run in "$RUNS"/scaling-cpu-test "$RUNS"/scaling-cpu-train "$RUNS"/main-*-cpu "$RUNS"/ablation-*-cpu; do
-    if [ -d "$run" ] && [ ! -d "$ARCHIVE/$(basename "$run")-react6" ]; then
-      git mv "$run" "$ARCHIVE/$(basename "$run")-react6"
-    fi
-  done
-  mv "$NEXT/scaling-cpu-test" "$NEXT/scaling-cpu-train" "$RUNS/"
+mkdir -p "$NEXT/runs"
+# The test split's run was started in data/runs/next/ before the whole rerun was staged.
+if [ -d data/runs/next/scaling-cpu-test ] && [ ! -d "$NEXT/runs/scaling-cpu-test" ]; then
+  mv data/runs/next/scaling-cpu-test "$NEXT/runs/"
+  rmdir data/runs/next 2>/dev/null || true
 fi
 
-stage "the weight fit, the main comparison, the ablations, the overhead benchmark, the figures"
-CONCURRENCY=4 bash scripts/reproduce.sh fit main ablations overhead figures
-stage "done: update the README's scaling and SALE tables from the new runs"
+if [ ! -f "$NEXT/swapped" ]; then
+  export SALE_DATA_DIR=$NEXT
+  stage "scaling on test and train, staged in $NEXT/runs"
+  CONCURRENCY=4 bash scripts/reproduce.sh scaling_test scaling_train
+  for split in test train; do
+    $PY scripts/search_report.py "$NEXT/runs/scaling-cpu-$split" --md "$NEXT/runs/scaling-cpu-$split/search_report.md"
+  done
+  stage "the weight fit, the main comparison, the ablations, the overhead table, staged in $NEXT"
+  CONCURRENCY=4 bash scripts/reproduce.sh fit main ablations overhead
+  unset SALE_DATA_DIR
+
+  stage "swap: the old reference outputs to archive/*-react6, the staged ones in"
+  mkdir -p data/runs/archive data/weights/archive data/bench/archive
+  for run in data/runs/scaling-cpu-test data/runs/scaling-cpu-train data/runs/main-*-cpu data/runs/ablation-*-cpu; do
+    if [ -d "$run" ] && [ -d "$NEXT/runs/$(basename "$run")" ]; then
+      mv "$run" "data/runs/archive/$(basename "$run")-react6"
+    fi
+  done
+  for run in "$NEXT"/runs/*/; do mv "$run" data/runs/; done
+  if [ -d "$NEXT/weights/cpu" ]; then
+    [ -d data/weights/cpu ] && mv data/weights/cpu data/weights/archive/cpu-react6
+    mv "$NEXT/weights/cpu" data/weights/cpu
+  fi
+  for ext in md parquet; do
+    if [ -f "$NEXT/bench/auction_overhead.$ext" ]; then
+      [ -f "data/bench/auction_overhead.$ext" ] && mv "data/bench/auction_overhead.$ext" "data/bench/archive/auction_overhead-react6.$ext"
+      mv "$NEXT/bench/auction_overhead.$ext" data/bench/
+    fi
+  done
+  touch "$NEXT/swapped"
+fi
+
+stage "the notebooks' figures from the new runs"
+bash scripts/reproduce.sh figures
+stage "done: commit data/, figures/ and notebooks/, and update the README's scaling and SALE tables"

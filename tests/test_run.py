@@ -91,6 +91,32 @@ def test_resuming_tolerates_a_config_key_added_later_with_a_null_default(tmp_pat
         check_same_config(tmp_path, cfg)
 
 
+@pytest.mark.parametrize("method", ["knn", "sale"])
+def test_runs_staged_under_another_data_dir_resume_once_moved_in(tmp_path, method):
+    """scripts/rerun_search_agent.sh stages a rerun under data/next; its runs name their inputs (the routers' train
+    run, SALE's weights) there. Moved into data/ with those inputs, they resume; pointed at other inputs, refused."""
+    from omegaconf import OmegaConf
+
+    from sale.run import check_same_config
+
+    def main(*overrides):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            return compose("config", overrides=["experiment=main", f"method={method}", *overrides])
+
+    staged = main("data_dir=data/next")
+    assert staged.run.dir == "data/next/runs/main-{}-cpu".format(method)
+    check_same_config(tmp_path, staged)
+    check_same_config(tmp_path, main())  # moved in: data_dir is data again
+    old = OmegaConf.to_container(main(), resolve=True)
+    del old["data_dir"]  # a run saved before the key existed names data/... paths
+    OmegaConf.save(OmegaConf.create(old), tmp_path / "config.yaml")
+    check_same_config(tmp_path, staged)
+    other_input = (["method.train_run=data/runs/scaling-cpu-test"] if method == "knn"
+                   else ["auction.weights.path=data/weights/cpu/mean.json"])
+    with pytest.raises(SystemExit, match=("method" if method == "knn" else "auction") + " differ"):
+        check_same_config(tmp_path, main(*other_input))
+
+
 def test_killed_run_resumes_without_losing_or_repeating_work(tmp_path, tiny_pool):
     """SIGKILL with 4 tasks in flight (4 task orders, each a SALE stream, at run.concurrency=4), then a rerun: nothing
     lost, nothing done twice, and the same decisions as an uninterrupted run one task at a time."""

@@ -74,6 +74,18 @@ def _without_guards(section: str, value):
     return value
 
 
+def _relative_to_data_dir(value, data_dir: str):
+    """Input paths under data_dir (the routers' train run, the weights file) written relative to it: a set of runs
+    staged under another data_dir (scripts/rerun_search_agent.sh) and moved in with its inputs stays the same run."""
+    if isinstance(value, dict):
+        return {k: _relative_to_data_dir(v, data_dir) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relative_to_data_dir(v, data_dir) for v in value]
+    if isinstance(value, str) and value.startswith(data_dir.rstrip("/") + "/"):
+        return "${data_dir}/" + value[len(data_dir.rstrip("/")) + 1:]
+    return value
+
+
 def check_same_config(run_dir: Path, cfg: DictConfig, save: bool = True) -> None:
     """A run directory belongs to one config: resuming it with another would mix results. save=False only
     compares (a new run's config is saved once the rest of its set-up has passed, so a bad value leaves no trace)."""
@@ -83,8 +95,10 @@ def check_same_config(run_dir: Path, cfg: DictConfig, save: bool = True) -> None
                for k in keys}
     if path.exists():
         saved = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-        changed = [k for k in keys if _without_nulls(_without_guards(k, saved.get(k)))
-                   != _without_nulls(_without_guards(k, current[k]))]
+        saved_dir, current_dir = saved.get("data_dir", "data"), cfg.get("data_dir", "data")
+        changed = [k for k in keys
+                   if _without_nulls(_without_guards(k, _relative_to_data_dir(saved.get(k), saved_dir)))
+                   != _without_nulls(_without_guards(k, _relative_to_data_dir(current[k], current_dir)))]
         if changed:
             raise SystemExit(f"error: {run_dir} holds a run with a different config ({', '.join(changed)} differ).\n"
                              f"  Resume it with the same overrides, or choose another run.name=..."
