@@ -55,6 +55,9 @@ if [ ! -f "$NEXT/swapped" ]; then
       mv "$NEXT/bench/auction_overhead.$ext" data/bench/
     fi
   done
+  # The fit's report and the weights' provenance name the staged train run: refit from the moved features (no
+  # model call, the same weights) so they name data/runs.
+  $PY -m sale.fit fit.reuse_features=true
   touch "$NEXT/swapped"
 fi
 
