@@ -20,11 +20,6 @@ PY=.venv/bin/python
 NEXT=data/next
 stage() { echo "=== $1 ($(date -u +%H:%M:%S) UTC)"; }
 mkdir -p "$NEXT/runs"
-# The test split's run was started in data/runs/next/ before the whole rerun was staged.
-if [ -d data/runs/next/scaling-cpu-test ] && [ ! -d "$NEXT/runs/scaling-cpu-test" ]; then
-  mv data/runs/next/scaling-cpu-test "$NEXT/runs/"
-  rmdir data/runs/next 2>/dev/null || true
-fi
 
 if [ ! -f "$NEXT/swapped" ]; then
   export SALE_DATA_DIR=$NEXT

@@ -81,8 +81,9 @@ def _relative_to_data_dir(value, data_dir: str):
         return {k: _relative_to_data_dir(v, data_dir) for k, v in value.items()}
     if isinstance(value, list):
         return [_relative_to_data_dir(v, data_dir) for v in value]
-    if isinstance(value, str) and value.startswith(data_dir.rstrip("/") + "/"):
-        return "${data_dir}/" + value[len(data_dir.rstrip("/")) + 1:]
+    root = data_dir.rstrip("/") + "/"
+    if isinstance(value, str) and value.startswith(root):
+        return "${data_dir}/" + value[len(root):]
     return value
 
 
@@ -95,10 +96,11 @@ def check_same_config(run_dir: Path, cfg: DictConfig, save: bool = True) -> None
                for k in keys}
     if path.exists():
         saved = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-        saved_dir, current_dir = saved.get("data_dir", "data"), cfg.get("data_dir", "data")
-        changed = [k for k in keys
-                   if _without_nulls(_without_guards(k, _relative_to_data_dir(saved.get(k), saved_dir)))
-                   != _without_nulls(_without_guards(k, _relative_to_data_dir(current[k], current_dir)))]
+        def comparable(k, value, data_dir):
+            return _without_nulls(_without_guards(k, _relative_to_data_dir(value, data_dir)))
+
+        changed = [k for k in keys if comparable(k, saved.get(k), saved.get("data_dir", "data"))
+                   != comparable(k, current[k], cfg.get("data_dir", "data"))]
         if changed:
             raise SystemExit(f"error: {run_dir} holds a run with a different config ({', '.join(changed)} differ).\n"
                              f"  Resume it with the same overrides, or choose another run.name=..."
