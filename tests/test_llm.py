@@ -1,5 +1,6 @@
 """The LLM interface on all three backends: text, token counts, entropies, score_options, clear errors."""
 
+import multiprocessing
 import time
 
 import httpx
@@ -107,6 +108,26 @@ def test_call_cache_serves_identical_calls(tiny_pool, tmp_path):
     assert cache.misses == 2
     reopened = CachedLLM(tiny_pool.llm("tiny-qwen3-b"), "tiny-qwen3-b", CallCache(tmp_path / "calls.sqlite"))
     assert reopened.score_options(MSGS, DIGITS).probs == pytest.approx(llm.score_options(MSGS, DIGITS).probs)
+
+
+def _open_cache_after(barrier, path) -> str | None:
+    barrier.wait()
+    try:
+        CallCache(path).put("k", {"text": "x"})
+    except Exception as e:  # returned, not raised: the parent reports every process's error
+        return str(e)
+    return None
+
+
+def test_processes_opening_one_new_cache_together_all_get_it(tmp_path):
+    # Two jobs of one multirun open a fresh cache at the same moment; SQLite then says "database is locked" at once.
+    with multiprocessing.Manager() as manager, multiprocessing.Pool(6) as pool:
+        for round_ in range(40):
+            path = tmp_path / f"calls{round_}.sqlite"
+            barrier = manager.Barrier(6)
+            errors = [e for e in pool.starmap(_open_cache_after, [(barrier, path)] * 6) if e]
+            assert not errors, errors
+            assert CallCache(path).get("k") == {"text": "x"}
 
 
 def test_cache_shards_carry_a_pools_calls_to_a_fresh_cache(tiny_pool, tmp_path, capsys):

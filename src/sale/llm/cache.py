@@ -29,6 +29,8 @@ from typing import Sequence
 from sale import StorageError
 from sale.llm.base import Generation, LLM, Message, OptionScores
 
+OPEN_TIMEOUT_S = 60.0  # how long opening waits for other processes that hold the file
+
 
 class CallCache:
     """Any failure to use the file (corrupt, unreadable, a full disk, a read-only directory) is a StorageError that
@@ -43,17 +45,40 @@ class CallCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA busy_timeout=60000")  # other processes (cluster jobs) may share the file
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA busy_timeout={int(OPEN_TIMEOUT_S * 1000)}")  # other processes may share the file
+            self._while_locked(self._prepare)
+        except (sqlite3.Error, OSError) as e:
+            raise self._error("open", e) from e
+
+    def _prepare(self) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # The schema is written under the write lock taken up front: this also fails now, not mid-run, if the file
+        # cannot be written.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
             self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL, model TEXT)")
             self._db.execute("CREATE TABLE IF NOT EXISTS imported_shards (name TEXT PRIMARY KEY)")
             if "model" not in {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}:
                 self._db.execute("ALTER TABLE calls ADD COLUMN model TEXT")  # a file from before shards
             self._db.execute("SELECT key FROM calls LIMIT 1").fetchall()
-            self._db.execute("BEGIN IMMEDIATE")  # takes the write lock: fails now, not mid-run, if it cannot write
-            self._db.execute("ROLLBACK")
-        except (sqlite3.Error, OSError) as e:
-            raise self._error("open", e) from e
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _while_locked(step) -> None:
+        """SQLite answers "database is locked" at once, without waiting out busy_timeout, when processes open one new
+        file together (switching it to WAL needs the file to itself), so the set-up is retried until a deadline."""
+        deadline = time.monotonic() + OPEN_TIMEOUT_S
+        while True:
+            try:
+                return step()
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _error(self, action: str, e: Exception) -> StorageError:
         reason = str(e)
