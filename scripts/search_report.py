@@ -6,6 +6,10 @@ following the chain.
 A pass "follows the chain" when the answer was not forced on the last turn and every gold answer had appeared in
 an observation of the trace before it (a name in a lookup, search or article; a count as "(n)" in a lookup).
 A pass on a forced last-turn answer still counts in pass@1; the table shows how many there were.
+
+A second table says how each agent fails. A "loop" is a failure whose trace has a repeated action (the scaffold
+answers "You already did ..."); it is "at the last step" when the question left at the first repeat has at most one
+relation ("How many nephews does A, B have?", "the mother of A"), else "earlier".
 """
 
 from __future__ import annotations
@@ -32,6 +36,16 @@ def grounded(gold: list[str], trajectory: list[dict]) -> bool:
     return all((g in counts) if g.isdigit() else normalize_answer(g) in folded for g in gold)
 
 
+def failure_kind(trajectory: list[dict]) -> str:
+    repeat = next((s["content"] for s in trajectory if s.get("role") == "user"
+                   and s.get("content", "").startswith("Observation: You already did")), None)
+    if repeat is None:
+        forced = any(s.get("forced") for s in trajectory if s.get("tool") == "answer")
+        return "forced, no loop" if forced else "wrong answer"
+    left = repeat.rsplit("Question left:", 1)[-1]
+    return "loop at last step" if len(re.findall(r"\bof\b", left)) <= 1 else "loop earlier"
+
+
 def load(run_dir: Path) -> pd.DataFrame:
     """A run's search rows (from the journal while the run is unfinished: sale.runlog.load_logs)."""
     from sale.runlog import load_logs
@@ -51,6 +65,7 @@ def load(run_dir: Path) -> pd.DataFrame:
                      "task_id": r["task_id"], "passed": bool(r["passed"]), "turns": int(r["turns"]),
                      "tool_actions": int(tool_actions), "malformed": int(r["malformed"]), "forced": forced,
                      "answered": bool(r["self_check"]),
+                     "failure": None if r["passed"] else failure_kind(traj),
                      "chain": bool(r["passed"]) and not forced and grounded(gold[r["task_id"]], traj)})
     return pd.DataFrame(rows)
 
@@ -76,6 +91,13 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
     return out.round(2)
 
 
+def failures(df: pd.DataFrame) -> pd.DataFrame:
+    failed = df[~df["passed"]]
+    out = pd.crosstab(failed["agent"], failed["failure"])
+    out.insert(0, "failures", out.sum(axis=1))
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
@@ -85,8 +107,10 @@ def main(argv=None) -> None:
     t = table(df)
     with pd.option_context("display.width", 250, "display.max_rows", 200, "display.max_columns", 20):
         print(t)
+        print("\nHow each agent fails:")
+        print(failures(df))
     if args.md:
-        args.md.write_text(t.to_markdown() + "\n")
+        args.md.write_text(t.to_markdown() + "\n\nHow each agent fails:\n\n" + failures(df).to_markdown() + "\n")
 
 
 if __name__ == "__main__":
