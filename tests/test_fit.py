@@ -68,6 +68,7 @@ def test_fit_writes_weights_no_worse_than_the_defaults(tmp_path, tiny_pool, monk
         features.groupby("task_id")[list(jury_usd)].sum().mean().set_axis(names).to_dict())
     assert all((w > 0) == (j in overhead.provenance["jurors_kept"]) for j, w in overhead.w_jury.items())
     assert "jury $/task" in (out / "fit.md").read_text()
+    assert "On train tasks the fit did not see" in (out / "fit.md").read_text()
     # and a refit from the saved features makes no model call
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         reuse = compose("config", overrides=["pool=tiny", f"fit.out_dir={out}", "fit.reuse_features=true",
@@ -77,6 +78,30 @@ def test_fit_writes_weights_no_worse_than_the_defaults(tmp_path, tiny_pool, monk
 
     monkeypatch.setattr("sale.fit.collect_features", no_model_call)
     assert fit(reuse) == out and Weights.load(out / "overhead.json").w_jury == pytest.approx(overhead.w_jury)
+
+
+def test_cross_validation_scores_each_fit_on_train_tasks_it_was_not_fitted_on():
+    from sale.fit import cross_validate
+
+    rng = np.random.default_rng(1)
+    n, agents = 30, ["small", "mid", "large"]
+    passed = (rng.random((n, 3)) < [0.3, 0.5, 0.7]).astype(float)
+    cost = np.tile([0.1, 0.3, 1.0], (n, 1))
+    entropy = rng.random((n, 3))
+    jury = rng.random((n, 3, 3)) * 5
+    jury[:, :, 2] = passed * 5  # the largest juror knows who solves each task
+    exec_cost = np.tile([1e-6, 3e-6, 1e-5], (n, 1))
+    cv = cross_validate(cost, entropy, jury, passed, exec_cost, agents, agents, 0.5, np.array([1e-7, 3e-7, 1e-6]),
+                        folds=3, repeats=2, time_limit_s=20).set_index("weights")
+    assert list(cv.index) == ["default", "fit minmax", "fit minmax-solvable", "fit mean", "fit overhead", "only large"]
+    assert cv.loc["only large", "held-out pass@1"] == pytest.approx(passed[:, 2].mean())
+    # A juror that reveals the outcomes generalises: on held-out tasks every fit is far above the largest agent
+    # alone (0.6 here), close to the tasks some agent solves (0.93).
+    fits = [w for w in cv.index if w.startswith("fit ")]
+    assert (cv.loc[fits, "held-out pass@1"] >= 0.8).all() and passed[:, 2].mean() == pytest.approx(0.6)
+    assert (cv.loc[fits, "held-out pass@1"] <= passed.any(axis=1).mean() + 1e-9).all()
+    shares = cv.loc["fit mean", [f"share {a}" for a in agents]]
+    assert shares.sum() == pytest.approx(1)
 
 
 def test_juror_costs_from_a_sale_run_count_the_ratings_of_the_initial_bids_only(tmp_path):

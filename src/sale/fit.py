@@ -16,7 +16,8 @@ fit.out_dir:
     mean.json            the average-loss ablation
     overhead.json        min-max over solvable tasks, overhead-aware (ours, beyond the paper): each juror the fit
                          keeps adds its mean $ per task (jury_usd_<juror>) to every task's loss, so it may drop jurors
-    fit.md               the fitted weights and what they choose on the train tasks, beside the defaults
+    fit.md               the fitted weights and what they choose on the train tasks, beside the defaults, and
+                         how each fit does on train tasks it did not see (k-fold cross-validation within train)
 
 fit.reuse_features=true refits from an existing out_dir/features.parquet without a model call. Features made before
 the jury's cost was recorded lack the jury_usd_<juror> columns; fit.juror_cost_run=<a SALE run directory> then
@@ -135,6 +136,45 @@ def choice_table(name, weights, cost, entropy, jury, passed, exec_cost, lam, age
     return row
 
 
+def _markdown(table: pd.DataFrame) -> str:
+    """The table with blank cells where a row has no value (tabulate leaves None blank but prints NaN)."""
+    return table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=".3g", missingval="")
+
+
+def cross_validate(cost, entropy, jury, passed, exec_cost, jurors, agents, lam, juror_cost, folds: int,
+                   repeats: int, time_limit_s: float, seed: int = 0) -> pd.DataFrame:
+    """Each fit of FITS refitted on (folds - 1) / folds of the train tasks and scored on the rest, over `repeats`
+    random splits: what the weights do on tasks they were not fitted on, measured without the test split."""
+    from sale.auction.weights import Weights, evaluate, fit_weights
+
+    rng = np.random.default_rng(seed)
+    n = len(passed)
+    folds = min(folds, n)
+    rows = []
+    for repeat in range(repeats):
+        for held in np.array_split(rng.permutation(n), folds):
+            seen = np.setdiff1d(np.arange(n), held)
+            on = lambda idx: (cost[idx], entropy[idx], jury[idx], passed[idx], exec_cost[idx])  # noqa: E731
+            candidates = [("default", Weights.default(jurors))]
+            for name, objective, worst_case, overhead in FITS:
+                result = fit_weights(*on(seen), jurors, lam=lam, objective=objective, worst_case=worst_case,
+                                     time_limit_s=time_limit_s, juror_cost=juror_cost if overhead else None)
+                candidates.append((f"fit {name}", result.weights))
+            for name, weights in candidates:
+                ev = evaluate(weights, *on(held), lam)
+                rows.append({"weights": name, "repeat": repeat, "held-out pass@1": ev.pass_rate,
+                             "fitted-on pass@1": evaluate(weights, *on(seen), lam).pass_rate,
+                             "held-out mean loss": ev.mean_loss,
+                             **{f"share {a}": float((ev.chosen == i).mean()) for i, a in enumerate(agents)}})
+    table = pd.DataFrame(rows).groupby("weights", sort=False).mean().drop(columns="repeat").reset_index()
+    largest = len(agents) - 1
+    alone = passed[:, largest].mean()
+    return pd.concat([table, pd.DataFrame([{"weights": f"only {agents[largest]}", "held-out pass@1": alone,
+                                            "fitted-on pass@1": alone, "held-out mean loss": None,
+                                            **{f"share {a}": float(i == largest) for i, a in enumerate(agents)}}])],
+                     ignore_index=True)
+
+
 def train_features(cfg: DictConfig, pool) -> pd.DataFrame:
     """SPEC §4 steps 1-2: the train tasks every agent ran (fit.train_run), each bid's features and every juror's
     rating (collect_features), joined to each agent's outcome and execution cost there."""
@@ -208,6 +248,18 @@ def fit(cfg: DictConfig) -> Path:
         table.append(choice_table(f"fit {name} ({result.status})", result.weights, cost, entropy, jury, passed,
                                   exec_cost, lam, pool.names, juror_cost))
     report = pd.DataFrame(table)
+    folds, repeats = int(cfg.fit.get("cv_folds") or 0), int(cfg.fit.get("cv_repeats") or 0)
+    cv_text = ""
+    if folds > 1 and repeats > 0:
+        print(f"[sale.fit] cross-validation within train: {folds} folds x {repeats} repeats")
+        cv = cross_validate(cost, entropy, jury, passed, exec_cost, jurors, pool.names, lam, juror_cost, folds,
+                            repeats, float(cfg.fit.time_limit_s))
+        cv_text = (f"\n## On train tasks the fit did not see\n\nEach fit refitted on {folds - 1} of {folds} folds "
+                   f"of the {n_tasks} train tasks and scored on the fold left out, averaged over the folds and "
+                   f"{repeats} random splits (fit.cv_folds, fit.cv_repeats). `fitted-on pass@1` is the same "
+                   f"weights on the tasks they were fitted on: the gap between the two is how much the fit "
+                   f"overfits. The test split is not used.\n\n"
+                   f"{_markdown(cv)}\n")
     costs = ", ".join(f"{j} {c:.3g}" for j, c in zip(jurors, juror_cost))
     text = (f"# Weight fit on {n_tasks} train tasks ({cfg.fit.train_run}, pool {pool.name})\n\n"
             f"Loss per task: (1 - passed) + {lam} * exec cost / max exec cost. `only <agent>` rows are that agent "
@@ -215,7 +267,7 @@ def fit(cfg: DictConfig) -> Path:
             f"task; each juror's mean $ per task ({juror_cost_source}): {costs}. The overhead-aware fit adds "
             f"{lam} * that / max exec cost to every task's loss for each juror it keeps; its mean and max loss "
             f"below leave that out, as the other rows have none.\n\n"
-            f"{report.to_markdown(index=False, floatfmt='.3g', missingval='')}\n")
+            f"{_markdown(report)}\n{cv_text}")
     (out / "fit.md").write_text(text)
     print(text)
     names = ", ".join(f"{name}.json" for name, *_ in FITS)
