@@ -136,6 +136,16 @@ def choice_table(name, weights, cost, entropy, jury, passed, exec_cost, lam, age
     return row
 
 
+def fit_all(cost, entropy, jury, passed, exec_cost, jurors, lam, juror_cost, time_limit_s: float):
+    """Every fit of FITS on these tasks: (file name, overhead-aware, FitResult)."""
+    from sale.auction.weights import fit_weights
+
+    for name, objective, worst_case, overhead in FITS:
+        yield name, overhead, fit_weights(cost, entropy, jury, passed, exec_cost, jurors, lam=lam,
+                                          objective=objective, worst_case=worst_case, time_limit_s=time_limit_s,
+                                          juror_cost=juror_cost if overhead else None)
+
+
 def _markdown(table: pd.DataFrame) -> str:
     """The table with blank cells where a row has no value (tabulate leaves None blank but prints NaN)."""
     return table.astype(object).where(table.notna(), None).to_markdown(index=False, floatfmt=".3g", missingval="")
@@ -145,21 +155,19 @@ def cross_validate(cost, entropy, jury, passed, exec_cost, jurors, agents, lam, 
                    repeats: int, time_limit_s: float, seed: int = 0) -> pd.DataFrame:
     """Each fit of FITS refitted on (folds - 1) / folds of the train tasks and scored on the rest, over `repeats`
     random splits: what the weights do on tasks they were not fitted on, measured without the test split."""
-    from sale.auction.weights import Weights, evaluate, fit_weights
+    from sale.auction.weights import Weights, evaluate
 
     rng = np.random.default_rng(seed)
     n = len(passed)
     folds = min(folds, n)
+    on = lambda idx: (cost[idx], entropy[idx], jury[idx], passed[idx], exec_cost[idx])  # noqa: E731
     rows = []
     for repeat in range(repeats):
         for held in np.array_split(rng.permutation(n), folds):
             seen = np.setdiff1d(np.arange(n), held)
-            on = lambda idx: (cost[idx], entropy[idx], jury[idx], passed[idx], exec_cost[idx])  # noqa: E731
-            candidates = [("default", Weights.default(jurors))]
-            for name, objective, worst_case, overhead in FITS:
-                result = fit_weights(*on(seen), jurors, lam=lam, objective=objective, worst_case=worst_case,
-                                     time_limit_s=time_limit_s, juror_cost=juror_cost if overhead else None)
-                candidates.append((f"fit {name}", result.weights))
+            candidates = [("default", Weights.default(jurors))] + [
+                (f"fit {name}", result.weights)
+                for name, _, result in fit_all(*on(seen), jurors, lam, juror_cost, time_limit_s)]
             for name, weights in candidates:
                 ev = evaluate(weights, *on(held), lam)
                 rows.append({"weights": name, "repeat": repeat, "held-out pass@1": ev.pass_rate,
@@ -207,7 +215,7 @@ def train_features(cfg: DictConfig, pool) -> pd.DataFrame:
 
 def fit(cfg: DictConfig) -> Path:
     from sale.auction.sale import jurors_for
-    from sale.auction.weights import Weights, fit_weights
+    from sale.auction.weights import Weights
     from sale.llm import Pool
 
     pool = Pool.from_config(cfg.pool)
@@ -236,10 +244,8 @@ def fit(cfg: DictConfig) -> Path:
     table.append({"weights": "oracle", "pass@1": passed[rows, oracle].mean(),
                   "exec $/task": exec_cost[rows, oracle].mean(),
                   **{f"share {a}": float((oracle == i).mean()) for i, a in enumerate(pool.names)}})
-    for name, objective, worst_case, overhead in FITS:
-        result = fit_weights(cost, entropy, jury, passed, exec_cost, jurors, lam=lam, objective=objective,
-                             worst_case=worst_case, time_limit_s=float(cfg.fit.time_limit_s),
-                             juror_cost=juror_cost if overhead else None)
+    for name, overhead, result in fit_all(cost, entropy, jury, passed, exec_cost, jurors, lam, juror_cost,
+                                          float(cfg.fit.time_limit_s)):
         result.weights.provenance.update(train_run=str(cfg.fit.train_run), pool=pool.name,
                                          bid_max_tokens=int(cfg.auction.bid_max_tokens))
         if overhead:
