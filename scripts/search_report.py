@@ -36,11 +36,10 @@ def grounded(gold: list[str], trajectory: list[dict]) -> bool:
     return all((g in counts) if g.isdigit() else normalize_answer(g) in folded for g in gold)
 
 
-def failure_kind(trajectory: list[dict]) -> str:
+def failure_kind(trajectory: list[dict], forced: bool) -> str:
     repeat = next((s["content"] for s in trajectory if s.get("role") == "user"
                    and s.get("content", "").startswith("Observation: You already did")), None)
     if repeat is None:
-        forced = any(s.get("forced") for s in trajectory if s.get("tool") == "answer")
         return "forced, no loop" if forced else "wrong answer"
     left = repeat.rsplit("Question left:", 1)[-1]
     return "loop at last step" if len(re.findall(r"\bof\b", left)) <= 1 else "loop earlier"
@@ -65,7 +64,7 @@ def load(run_dir: Path) -> pd.DataFrame:
                      "task_id": r["task_id"], "passed": bool(r["passed"]), "turns": int(r["turns"]),
                      "tool_actions": int(tool_actions), "malformed": int(r["malformed"]), "forced": forced,
                      "answered": bool(r["self_check"]),
-                     "failure": None if r["passed"] else failure_kind(traj),
+                     "failure": None if r["passed"] else failure_kind(traj, forced),
                      "chain": bool(r["passed"]) and not forced and grounded(gold[r["task_id"]], traj)})
     return pd.DataFrame(rows)
 
@@ -104,13 +103,13 @@ def main(argv=None) -> None:
     ap.add_argument("--md", type=Path, help="also write the table as markdown")
     args = ap.parse_args(argv)
     df = pd.concat([load(r) for r in args.runs])
-    t = table(df)
+    t, f = table(df), failures(df)
     with pd.option_context("display.width", 250, "display.max_rows", 200, "display.max_columns", 20):
         print(t)
         print("\nHow each agent fails:")
-        print(failures(df))
+        print(f)
     if args.md:
-        args.md.write_text(t.to_markdown() + "\n\nHow each agent fails:\n\n" + failures(df).to_markdown() + "\n")
+        args.md.write_text(t.to_markdown() + "\n\nHow each agent fails:\n\n" + f.to_markdown() + "\n")
 
 
 if __name__ == "__main__":
