@@ -6,8 +6,9 @@
 #   CONCURRENCY=4 bash scripts/reproduce.sh   # tasks in flight per run (run.concurrency)
 #   SALE_DATA_DIR=data/next bash scripts/reproduce.sh   # write runs, weights and the overhead table under data/next
 # Stages: scaling_test scaling_train fit main ablations overhead figures
-# After each stage the pool's new call-cache entries become a shard under data/cache/<pool>/ (sale.llm.cache):
-# commit it, and the next machine replays those calls instead of paying for them again.
+# After each stage, and when the script stops early (a stage failed, or was stopped with SIGTERM), the pool's new
+# call-cache entries become a shard under data/cache/<pool>/ (sale.llm.cache): commit it, and the next machine
+# replays those calls instead of paying for them again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -17,6 +18,8 @@ POOL_NAME=$($PY -c "import yaml, sys; print(yaml.safe_load(open('conf/pool/$POOL
 STAGES=${*:-scaling_test scaling_train fit main ablations overhead figures}
 RUN="run.concurrency=${CONCURRENCY:-1}"
 DATA=${SALE_DATA_DIR:-data}  # conf/config.yaml's data_dir reads the same variable
+export_calls() { $PY -m sale.llm.cache export --pool "$POOL" || true; }
+trap 'rc=$?; [ $rc -ne 0 ] && export_calls; exit $rc' EXIT  # a stopped stage keeps the calls it made
 
 for stage in $STAGES; do
   echo "=== $stage ($(date -u +%H:%M:%S) UTC)"
@@ -30,5 +33,5 @@ for stage in $STAGES; do
     figures)       $PY scripts/run_notebooks.py ;;
     *) echo "unknown stage $stage; one of: scaling_test scaling_train fit main ablations overhead figures" >&2; exit 2 ;;
   esac
-  $PY -m sale.llm.cache export --pool "$POOL"
+  export_calls
 done
