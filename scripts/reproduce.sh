@@ -18,8 +18,8 @@ POOL_NAME=$($PY -c "import yaml, sys; print(yaml.safe_load(open('conf/pool/$POOL
 STAGES=${*:-scaling_test scaling_train fit main ablations overhead figures}
 RUN="run.concurrency=${CONCURRENCY:-1}"
 DATA=${SALE_DATA_DIR:-data}  # conf/config.yaml's data_dir reads the same variable
-export_calls() { $PY -m sale.llm.cache export --pool "$POOL" || true; }
-trap 'rc=$?; [ $rc -ne 0 ] && export_calls; exit $rc' EXIT  # a stopped stage keeps the calls it made
+export_calls() { $PY -m sale.llm.cache export --pool "$POOL"; }
+trap 'rc=$?; [ $rc -ne 0 ] && { export_calls || true; }; exit $rc' EXIT  # a stopped stage keeps the calls it made
 
 for stage in $STAGES; do
   echo "=== $stage ($(date -u +%H:%M:%S) UTC)"
