@@ -212,14 +212,15 @@ def test_a_run_directory_refuses_another_config(tmp_path, tiny_pool):
     assert second.returncode != 0 and "different config (method differ)" in out
 
 
-def test_a_committed_run_refuses_another_engine_and_names_the_one_that_made_it(tmp_path):
-    """The committed cpu runs were made by llama-cpp-python; the default engine is refused there, by name, before
-    any model loads, and pool=cpu_llamacpp is exactly their pool."""
+def test_an_archived_run_refuses_another_engine_and_names_the_one_that_made_it(tmp_path):
+    """The archived 6-turn cpu runs (data/runs/archive/*-react6) were made by llama-cpp-python; the default engine is
+    refused there, by name, before any model loads, and pool=cpu_llamacpp is exactly their pool."""
     from sale.run import check_same_config
 
     run_dir = tmp_path / "scaling-cpu-test"
     run_dir.mkdir()
-    (run_dir / "config.yaml").write_text((DATA_DIR / "runs" / "scaling-cpu-test" / "config.yaml").read_text())
+    archived = DATA_DIR / "runs" / "archive" / "scaling-cpu-test-react6"
+    (run_dir / "config.yaml").write_text((archived / "config.yaml").read_text())
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         default = compose("config", overrides=["experiment=scaling"])
         old_engine = compose("config", overrides=["experiment=scaling", "pool=cpu_llamacpp"])
@@ -234,6 +235,20 @@ def test_a_committed_run_refuses_another_engine_and_names_the_one_that_made_it(t
     with open_dict(old_engine):
         old_engine.agent = committed.agent
     check_same_config(run_dir, old_engine)
+
+
+@pytest.mark.parametrize("experiment, run_name", [("scaling", "scaling-cpu-test"), ("main", "main-sale-cpu")])
+def test_the_committed_reference_runs_resume_on_the_default_config(experiment, run_name):
+    """The committed reference runs were made by the default config (xllamacpp, the 16-turn deep-search agent), so
+    `python -m sale.run experiment=...` resumes them as they are: a change to the config or the prompts that would
+    refuse them must come with a rerun."""
+    from sale.run import check_same_config
+
+    run_dir = DATA_DIR / "runs" / run_name
+    assert (run_dir / "config.yaml").exists()
+    overrides = [f"experiment={experiment}"] + (["method=sale"] if experiment == "main" else [])
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        check_same_config(run_dir, compose("config", overrides=overrides), save=False)
 
 
 def test_bad_config_values_are_clear_errors(tmp_path, tiny_pool):
