@@ -66,6 +66,7 @@ if [ ! -f "$NEXT/swapped-ablations" ]; then
   SALE_DATA_DIR=$NEXT CONCURRENCY=4 bash scripts/reproduce.sh ablations
   stage "swap b: the old ablation runs to archive/*-react6, the staged ones in"
   archive_and_move "$NEXT"/runs/ablation-*-cpu
+  rm -rf "$NEXT/weights"  # the staged copy the ablations read; data/weights/cpu holds the same files
   touch "$NEXT/swapped-ablations"
 fi
 
