@@ -1,10 +1,13 @@
 """The report tables (notebooks 02-05) on small hand-made logs whose answers are worked out by hand."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from sale import report
+from sale import REPO_ROOT, report
 
 S, L = "small", "large"
 TASKS = {"t1": ("coding", 1), "t2": ("coding", 5), "t3": ("search", 1), "t4": ("search", 5)}
@@ -247,3 +250,18 @@ def test_jury_auroc_against_the_bidders_outcome():
     assert row.loc[f"juror {L}", "AUROC"] == pytest.approx(0.75) and row.loc[f"juror {L}", "solved"] == 2
     assert row.loc["bidder size alone", "AUROC"] == pytest.approx(0.5)
     assert f"juror {S}" not in row.index  # never consulted: no ratings
+
+
+def test_a_moved_runs_inputs_resolve_under_the_data_dir_that_holds_it(tmp_path):
+    # The committed SALE run was staged under data/next and moved in: its config.yaml still names data/next/...
+    committed = REPO_ROOT / "data/runs/main-sale-cpu/config.yaml"
+    run_cfg = yaml.safe_load(committed.read_text())
+    weights = run_cfg["auction"]["weights"]["path"]
+    resolved = report.run_input_path(run_cfg, weights, REPO_ROOT / "data/runs")
+    assert resolved == REPO_ROOT / "data/weights/cpu" / Path(weights).name
+    assert resolved.exists()
+    # under another data dir (a copy of the runs elsewhere) the same path follows the runs
+    assert report.run_input_path({"data_dir": "data"}, "data/weights/cpu/x.json", tmp_path / "runs") == \
+        tmp_path / "weights/cpu/x.json"
+    # a path outside the run's data_dir is read from the repository
+    assert report.run_input_path({"data_dir": "data/next"}, "conf/x.json", tmp_path / "runs") == REPO_ROOT / "conf/x.json"

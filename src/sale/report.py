@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from sale import CONF_DIR
+from sale import CONF_DIR, REPO_ROOT
 from sale.metrics import (aiq, apgr, blended_price_per_mtok, bootstrap_ci, cpt, largest_agent_share, mean_std,
                           overhead_share, paired_bootstrap_ci, pgr, relative_cost, reliance_reduction)
 from sale.runlog import load_logs
@@ -66,6 +66,18 @@ def load_run(runs_dir: str | Path, name: str, verbose: bool = True) -> dict[str,
               f"{results['arm'].nunique()} arm(s), orders {sorted(results['order'].unique().tolist())}"
               + (" (read from journal.jsonl: unfinished or interrupted)" if from_journal else ""))
     return logs
+
+
+def run_input_path(run_cfg: dict, path: str, runs_dir: str | Path) -> Path:
+    """An input a run's config.yaml names (its weights file, the routers' train run), found where it is now.
+
+    A run records its inputs under the data_dir it ran with; a run staged under data/next and moved into data/runs
+    (scripts/rerun_search_agent.sh) finds them under the data dir that now holds it, runs_dir's parent, as
+    sale.run does when it resumes."""
+    saved_root = str(run_cfg.get("data_dir", "data")).rstrip("/") + "/"
+    if path.startswith(saved_root):
+        return Path(runs_dir).parent / path[len(saved_root):]
+    return Path(path) if Path(path).is_absolute() else REPO_ROOT / path
 
 
 def write_table(table: pd.DataFrame, stem: str | Path, title: str = "", shown: pd.DataFrame | None = None) -> None:
