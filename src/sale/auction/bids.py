@@ -94,16 +94,10 @@ def bid_from_generation(agent: str, gen, refined: bool = False) -> Bid:
 
 def score_bid(bid: Bid, weights: Weights, price: float, max_price: float, bid_max_tokens: int,
               use_entropy: bool = True) -> Bid:
-    """Fill in C, V and C - V. Jury weights are rescaled over the jurors who actually rated this bid, so that
-    leaving a juror out (no self-evaluation, a subset of jurors) keeps the jury's total weight."""
+    """Fill in C, V and C - V. The jury term is Weights.jury_value: rescaled over the jurors who actually rated this
+    bid, so that leaving a juror out (no self-evaluation, a subset of jurors) keeps the jury's total weight."""
     bid.cost = weights.w_cost * cost_feature(price, max_price, bid.tokens, bid_max_tokens)
-    jury_value = 0.0
-    if bid.jury:
-        rated = {j: weights.w_jury.get(j, 0.0) for j in bid.jury}
-        total = sum(weights.w_jury.values())
-        mass = sum(rated.values())
-        if mass > 0:
-            jury_value = sum(w * bid.jury[j] for j, w in rated.items()) * total / mass
+    jury_value = weights.jury_value(bid.jury) or 0.0  # None (no weighted juror rated it): see value_unrated
     bid.value = (weights.w_entropy * bid.entropy if use_entropy else 0.0) + jury_value
     bid.score = bid.cost - bid.value
     return bid
