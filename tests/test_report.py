@@ -265,3 +265,24 @@ def test_a_moved_runs_inputs_resolve_under_the_data_dir_that_holds_it(tmp_path):
         tmp_path / "weights/cpu/x.json"
     # a path outside the run's data_dir is read from the repository
     assert report.run_input_path({"data_dir": "data/next"}, "conf/x.json", tmp_path / "runs") == REPO_ROOT / "conf/x.json"
+
+
+def test_replayed_auction_without_self_evaluation_fills_the_bidders_own_rating_by_each_rule():
+    from sale.auction.weights import Weights
+
+    prices = {"s": 1.0, "m": 2.0, "l": 4.0}
+    # the small juror is heavy and harsh; rows are bids, columns the jurors' ratings
+    table = {"s": {"s": 1.5, "m": 3.0, "l": 3.0}, "m": {"s": 1.0, "m": 4.0, "l": 2.0}, "l": {"s": 1.0, "m": 4.0, "l": 4.0}}
+    bids = pd.DataFrame([{"task_id": "t1", "order": 0, "agent": a, "refined": False, "tokens": 64, "entropy": 1.0,
+                          **{f"gamma_{j}": v for j, v in r.items()}} for a, r in table.items()])
+    w = Weights(0.0, 0.0, {"s": 0.6, "m": 0.2, "l": 0.2})
+    # kept: s 0.9+0.6+0.6 = 2.1, m 0.6+0.8+0.4 = 1.8, l 0.6+0.8+0.8 = 2.2
+    assert report.replay_auction(bids, w, prices, 128)["t1"] == "l"
+    # rescaled to the jury's weight 1.0: s (0.6+0.6)/0.4 = 3.0 escapes its harsh juror; m 1.0/0.8, l 1.4/0.8
+    assert report.replay_auction(bids, w, prices, 128, self_rating="rescaled")["t1"] == "s"
+    # dropped: s 1.2, m 1.0, l 1.4
+    assert report.replay_auction(bids, w, prices, 128, self_rating="dropped")["t1"] == "l"
+    # imputed by the juror's mean of the other plans: s 1.2+0.6·1 = 1.8, m 1.0+0.2·3.5 = 1.7, l 1.4+0.2·2.5 = 1.9
+    assert report.replay_auction(bids, w, prices, 128, self_rating="imputed")["t1"] == "l"
+    with pytest.raises(ValueError, match="self_rating"):
+        report.replay_auction(bids, w, prices, 128, self_rating="ignored")

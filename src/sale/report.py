@@ -565,28 +565,56 @@ def auction_call_costs(calls: pd.DataFrame) -> pd.DataFrame:
     return out.fillna(0.0)
 
 
+SELF_RATINGS = ("kept", "rescaled", "dropped", "imputed")
+
+
 def replay_auction(bids: pd.DataFrame, weights, prices: dict[str, float], bid_cap: int, jurors=None,
-                   perfect: pd.DataFrame | None = None) -> pd.Series:
+                   perfect: pd.DataFrame | None = None, self_rating: str = "kept") -> pd.Series:
     """The winner of each task's auction on its logged initial bids, rescored with `weights` (sale.auction.weights
     .Weights) and no refinement: score = C − V as in the auction, the jury term over `jurors` (default: those with
     weight > 0) rescaled as the auction does (Weights.jury_value), ties to the cheaper agent. `perfect`, a [task ×
-    agent] 0/1 frame, replaces every rating by 5 × whether the bidder solves the task alone (a perfect jury)."""
+    agent] 0/1 frame, replaces every rating by 5 × whether the bidder solves the task alone (a perfect jury).
+
+    `self_rating` replays the auction without self-evaluation, from logs that have every juror's rating:
+    kept (self-evaluation on), rescaled (the bidder's own rating left out and the jury's weight spread over the
+    others, as `auction.jury.self_evaluation=false` does; a bid no weighted juror rated gets its auction's mean jury
+    term, as sale.auction.sale.value_unrated), dropped (SPEC's Σ_j w_j·γ_j with the self term absent, no
+    rescaling) or imputed (the bidder's own rating replaced by that juror's mean rating of the other plans)."""
     from sale.auction.weights import cost_feature
 
+    if self_rating not in SELF_RATINGS:
+        raise ValueError(f"self_rating={self_rating!r}: one of {SELF_RATINGS}")
     agents = list(prices)
     rank = {a: i for i, a in enumerate(agents)}
     jurors = [j for j in (jurors or agents) if weights.w_jury.get(j, 0) > 0]
     winners = {}
     for task, g in initial_bids(bids).groupby("task_id"):
-        best = None
+        ratings = {}
         for _, b in g.iterrows():
             if perfect is not None:
-                ratings = {j: 5.0 * perfect.at[task, b["agent"]] for j in jurors}
+                ratings[b["agent"]] = {j: 5.0 * perfect.at[task, b["agent"]] for j in jurors}
             else:
-                ratings = {j: b[f"gamma_{j}"] for j in jurors if pd.notna(b.get(f"gamma_{j}"))}
-            jury = weights.jury_value(ratings) if ratings else None
+                ratings[b["agent"]] = {j: b[f"gamma_{j}"] for j in jurors if pd.notna(b.get(f"gamma_{j}"))}
+        jury = {}
+        for bidder, r in ratings.items():
+            others = {j: v for j, v in r.items() if j != bidder}
+            if self_rating == "kept":
+                jury[bidder] = weights.jury_value(r) if r else None
+            elif self_rating == "rescaled":
+                jury[bidder] = weights.jury_value(others) if others else None
+            elif self_rating == "dropped":
+                jury[bidder] = sum(weights.w_jury[j] * v for j, v in others.items())
+            else:
+                own = [ratings[a][bidder] for a in ratings if a != bidder and bidder in ratings[a]]
+                imputed = {bidder: float(np.mean(own))} if bidder in jurors and own else {}
+                jury[bidder] = sum(weights.w_jury[j] * v for j, v in {**others, **imputed}.items())
+        rated = [v for v in jury.values() if v is not None]
+        fill = float(np.mean(rated)) if rated and self_rating == "rescaled" else 0.0
+        best = None
+        for _, b in g.iterrows():
+            value = jury[b["agent"]]
             score = (weights.w_cost * cost_feature(prices[b["agent"]], max(prices.values()), b["tokens"], bid_cap)
-                     - weights.w_entropy * b["entropy"] - (jury or 0.0))
+                     - weights.w_entropy * b["entropy"] - (fill if value is None else value))
             key = (score, rank[b["agent"]])
             if best is None or key < best[0]:
                 best = (key, b["agent"])
