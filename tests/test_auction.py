@@ -180,20 +180,41 @@ def test_a_zero_weight_juror_is_not_consulted_and_values_are_unchanged(monkeypat
         sum(c["cost_usd"] for c in full_calls) - saved)
 
 
-def test_a_bid_no_weighted_juror_rated_is_valued_as_its_auctions_average_plan():
-    """Without self-evaluation, the largest agent as the only juror cannot rate its own plan: that bid's jury term
-    is the mean of the other bids' (it used to be 0, the worst rating, silently)."""
+def test_without_self_evaluation_a_bidders_own_rating_is_its_mean_rating_of_the_other_plans():
+    """The largest agent as the only juror cannot rate its own plan: its rating of it is imputed as its mean rating
+    of the other plans (it used to be 0, the worst rating, silently)."""
     weights = Weights(0.3, 0.0, {"small": 0.2, "mid": 0.2, "big": 0.2})
     pool, _ = make_pool()
     cfg = auction_cfg(**{"jury.jurors": "largest", "jury.self_evaluation": False, "refinement.enabled": False})
     result = run_auction(Ledger(pool), pool, TASK, np.ones(4) / 2, AuctionMemory(), weights, cfg, random.Random(0))
     small, mid, big = result.bids
     assert big.jury == {} and small.jury == {"big": 1.0} and mid.jury == {"big": 2.0}
-    # rated bids: the one juror carries the jury's whole weight 0.6; the unrated bid gets their mean
+    assert big.own_rating == pytest.approx(1.5) and small.own_rating is None and mid.own_rating is None
+    # the one juror carries the jury's whole weight 0.6
     assert small.value == pytest.approx(0.6 * 1) and mid.value == pytest.approx(0.6 * 2)
     assert big.value == pytest.approx(0.6 * 1.5) and big.score == pytest.approx(big.cost - big.value)
     assert weights.jury_value({}) is None and weights.jury_value({"big": 5.0}) == pytest.approx(3.0)
     assert Weights(0.5, 0.5, {"a": 0.0}).jury_value({"a": 5.0}) is None
+
+
+def test_without_self_evaluation_each_bid_is_valued_on_the_whole_jury_with_its_own_rating_imputed():
+    """Every agent on the jury, none rating its own plan: each bid's value is the full jury's sum, the bidder's own
+    rating imputed from its ratings of the others, so no bid escapes a heavy juror's scale (rescaling the weight
+    over the other jurors let the 135M's bid, whose juror rates every plan low, win every auction)."""
+    weights = Weights(0.0, 0.0, {"small": 0.6, "mid": 0.2, "big": 0.2})
+    pool, _ = make_pool()
+    on = run_auction(Ledger(pool), pool, TASK, np.ones(4) / 2, AuctionMemory(), weights,
+                     auction_cfg(**{"refinement.enabled": False}), random.Random(0))
+    off = run_auction(Ledger(pool), pool, TASK, np.ones(4) / 2, AuctionMemory(), weights,
+                      auction_cfg(**{"jury.self_evaluation": False, "refinement.enabled": False}), random.Random(0))
+    for with_self, without in zip(on.bids, off.bids):
+        assert without.agent not in without.jury and without.own_rating is not None
+        others = [b.jury[without.agent] for b in off.bids if b.agent != without.agent]
+        assert without.own_rating == pytest.approx(sum(others) / len(others))
+        expected = sum(weights.w_jury[j] * g for j, g in {**without.jury, without.agent: without.own_rating}.items())
+        assert without.value == pytest.approx(expected)
+        # the ratings given are the same as with self-evaluation
+        assert without.jury == {j: g for j, g in with_self.jury.items() if j != without.agent}
 
 
 def record(task_id, emb, bids, winner, passed=True):

@@ -576,10 +576,11 @@ def replay_auction(bids: pd.DataFrame, weights, prices: dict[str, float], bid_ca
     agent] 0/1 frame, replaces every rating by 5 × whether the bidder solves the task alone (a perfect jury).
 
     `self_rating` replays the auction without self-evaluation, from logs that have every juror's rating:
-    kept (self-evaluation on), rescaled (the bidder's own rating left out and the jury's weight spread over the
-    others, as `auction.jury.self_evaluation=false` does; a bid no weighted juror rated gets its auction's mean jury
-    term, as sale.auction.sale.value_unrated), dropped (SPEC's Σ_j w_j·γ_j with the self term absent, no
-    rescaling) or imputed (the bidder's own rating replaced by that juror's mean rating of the other plans)."""
+    kept (self-evaluation on), imputed (the bidder's own rating replaced by that juror's mean rating of the other
+    plans, as `auction.jury.self_evaluation=false` does: sale.auction.sale.impute_own_ratings), rescaled (the own
+    rating left out and the jury's weight spread over the others, the auction's rule before 2026-12-06; a bid no
+    weighted juror rated gets its auction's mean jury term) or dropped (SPEC's Σ_j w_j·γ_j with the self term
+    absent, no rescaling)."""
     from sale.auction.weights import cost_feature
 
     if self_rating not in SELF_RATINGS:

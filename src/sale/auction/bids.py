@@ -19,6 +19,7 @@ class Bid:
     refined: bool = False
     jury: dict[str, float] = field(default_factory=dict)  # juror -> expected rating gamma in [0, 5]
     jury_argmax: dict[str, int] = field(default_factory=dict)  # juror -> its most likely rating
+    own_rating: float | None = None  # without self-evaluation: the bidder-juror's imputed rating of this plan
     cost: float = 0.0  # C = w_c * cost_feature(price, |s|)
     value: float = 0.0  # V = w_h * H + sum_j w_j * gamma_j
     score: float = 0.0  # C - V; the lowest score wins
@@ -94,10 +95,12 @@ def bid_from_generation(agent: str, gen, refined: bool = False) -> Bid:
 
 def score_bid(bid: Bid, weights: Weights, price: float, max_price: float, bid_max_tokens: int,
               use_entropy: bool = True) -> Bid:
-    """Fill in C, V and C - V. The jury term is Weights.jury_value: rescaled over the jurors who actually rated this
-    bid, so that leaving a juror out (no self-evaluation, a subset of jurors) keeps the jury's total weight."""
+    """Fill in C, V and C - V. The jury term is Weights.jury_value over the ratings given plus, without
+    self-evaluation, the bidder's imputed own rating (sale.auction.sale.impute_own_ratings); it is rescaled over the
+    jurors who rated, so that a subset of jurors keeps the jury's total weight."""
     bid.cost = weights.w_cost * cost_feature(price, max_price, bid.tokens, bid_max_tokens)
-    jury_value = weights.jury_value(bid.jury) or 0.0  # None (no weighted juror rated it): see value_unrated
+    ratings = bid.jury if bid.own_rating is None else {**bid.jury, bid.agent: bid.own_rating}
+    jury_value = weights.jury_value(ratings) or 0.0  # None: no weighted juror rated it, e.g. a one-bid auction
     bid.value = (weights.w_entropy * bid.entropy if use_entropy else 0.0) + jury_value
     bid.score = bid.cost - bid.value
     return bid
