@@ -191,6 +191,8 @@ def test_auction_pay_notebook_draws_everything_on_complete_runs(fake_runs, tmp_p
     sensitivity = pd.read_csv(tmp_path / "06_cost_models.csv")
     assert sensitivity["scheme"].nunique() == 3 and (sensitivity["cost rel. largest"] > 0).all()
     assert {"APGR", "CPT(50%)"} <= set(pd.read_csv(tmp_path / "06_routing_measures.csv").columns)
+    self_evaluation = pd.read_csv(tmp_path / "06_self_evaluation_train.csv")
+    assert {"kept", "imputed", "rescaled", "dropped"} <= set(self_evaluation["own rating"])
 
 
 @pytest.mark.models
