@@ -17,7 +17,7 @@ import yaml
 from sale import CONF_DIR, REPO_ROOT
 from sale.metrics import (aiq, apgr, blended_price_per_mtok, bootstrap_ci, cpt, largest_agent_share, mean_std,
                           overhead_share, paired_bootstrap_ci, pgr, relative_cost, reliance_reduction)
-from sale.runlog import load_logs
+from sale.runlog import DATA_DIR_PREFIX, load_logs, relative_to_data_dir
 
 MAIN_METHODS = ("single", "oracle", "cascade", "knn", "mlc", "random", "sale")
 ABLATIONS = ("full", "no_memory", "no_refinement", "no_jury", "no_self_evaluation", "no_entropy", "largest_juror",
@@ -74,9 +74,9 @@ def run_input_path(run_cfg: dict, path: str, runs_dir: str | Path) -> Path:
     A run records its inputs under the data_dir it ran with; a run staged under data/next and moved into data/runs
     (scripts/rerun_search_agent.sh) finds them under the data dir that now holds it, runs_dir's parent, as
     sale.run does when it resumes."""
-    saved_root = str(run_cfg.get("data_dir", "data")).rstrip("/") + "/"
-    if path.startswith(saved_root):
-        return Path(runs_dir).parent / path[len(saved_root):]
+    relative = relative_to_data_dir(path, str(run_cfg.get("data_dir", "data")))
+    if relative.startswith(DATA_DIR_PREFIX):
+        return Path(runs_dir).parent / relative[len(DATA_DIR_PREFIX):]
     return Path(path) if Path(path).is_absolute() else REPO_ROOT / path
 
 
@@ -571,55 +571,49 @@ SELF_RATINGS = ("kept", "rescaled", "dropped", "imputed")
 def replay_auction(bids: pd.DataFrame, weights, prices: dict[str, float], bid_cap: int, jurors=None,
                    perfect: pd.DataFrame | None = None, self_rating: str = "kept") -> pd.Series:
     """The winner of each task's auction on its logged initial bids, rescored with `weights` (sale.auction.weights
-    .Weights) and no refinement: score = C − V as in the auction, the jury term over `jurors` (default: those with
-    weight > 0) rescaled as the auction does (Weights.jury_value), ties to the cheaper agent. `perfect`, a [task ×
+    .Weights) and no refinement: score = C − V by the auction's score_bid, the jury term over `jurors` (default:
+    those with weight > 0) rescaled as the auction does (Weights.jury_value), ties to the cheaper agent. `perfect`, a [task ×
     agent] 0/1 frame, replaces every rating by 5 × whether the bidder solves the task alone (a perfect jury).
 
     `self_rating` replays the auction without self-evaluation, from logs that have every juror's rating:
     kept (self-evaluation on), imputed (the bidder's own rating replaced by that juror's mean rating of the other
-    plans, as `auction.jury.self_evaluation=false` does: sale.auction.sale.impute_own_ratings), rescaled (the own
+    plans, as `auction.jury.self_evaluation=false` does: sale.auction.bids.impute_own_ratings), rescaled (the own
     rating left out and the jury's weight spread over the others, the auction's rule before 2026-12-06; a bid no
     weighted juror rated gets its auction's mean jury term) or dropped (SPEC's Σ_j w_j·γ_j with the self term
     absent, no rescaling)."""
-    from sale.auction.weights import cost_feature
+    from sale.auction.bids import Bid, impute_own_ratings, score_bid
 
     if self_rating not in SELF_RATINGS:
         raise ValueError(f"self_rating={self_rating!r}: one of {SELF_RATINGS}")
     agents = list(prices)
     rank = {a: i for i, a in enumerate(agents)}
+    max_price = max(prices.values())
     jurors = [j for j in (jurors or agents) if weights.w_jury.get(j, 0) > 0]
     winners = {}
     for task, g in initial_bids(bids).groupby("task_id"):
-        ratings = {}
+        auction = []
         for _, b in g.iterrows():
             if perfect is not None:
-                ratings[b["agent"]] = {j: 5.0 * perfect.at[task, b["agent"]] for j in jurors}
+                ratings = {j: 5.0 * perfect.at[task, b["agent"]] for j in jurors}
             else:
-                ratings[b["agent"]] = {j: b[f"gamma_{j}"] for j in jurors if pd.notna(b.get(f"gamma_{j}"))}
-        jury = {}
-        for bidder, r in ratings.items():
-            others = {j: v for j, v in r.items() if j != bidder}
-            if self_rating == "kept":
-                jury[bidder] = weights.jury_value(r) if r else None
-            elif self_rating == "rescaled":
-                jury[bidder] = weights.jury_value(others) if others else None
-            elif self_rating == "dropped":
-                jury[bidder] = sum(weights.w_jury[j] * v for j, v in others.items())
-            else:
-                own = [ratings[a][bidder] for a in ratings if a != bidder and bidder in ratings[a]]
-                imputed = {bidder: float(np.mean(own))} if bidder in jurors and own else {}
-                jury[bidder] = sum(weights.w_jury[j] * v for j, v in {**others, **imputed}.items())
-        rated = [v for v in jury.values() if v is not None]
-        fill = float(np.mean(rated)) if rated and self_rating == "rescaled" else 0.0
-        best = None
-        for _, b in g.iterrows():
-            value = jury[b["agent"]]
-            score = (weights.w_cost * cost_feature(prices[b["agent"]], max(prices.values()), b["tokens"], bid_cap)
-                     - weights.w_entropy * b["entropy"] - (fill if value is None else value))
-            key = (score, rank[b["agent"]])
-            if best is None or key < best[0]:
-                best = (key, b["agent"])
-        winners[task] = best[1]
+                ratings = {j: b[f"gamma_{j}"] for j in jurors if pd.notna(b.get(f"gamma_{j}"))}
+            if self_rating != "kept":
+                ratings.pop(b["agent"], None)
+            auction.append(Bid(agent=b["agent"], plan="", tokens=b["tokens"], entropy=b["entropy"], jury=ratings))
+        if self_rating == "imputed":
+            impute_own_ratings(auction, auction, jurors)
+        for bid in auction:
+            score_bid(bid, weights, prices[bid.agent], max_price, bid_cap)
+            if self_rating == "dropped":  # SPEC's sum without the self term, not rescaled
+                bid.value = weights.w_entropy * bid.entropy + sum(weights.w_jury[j] * v for j, v in bid.jury.items())
+                bid.score = bid.cost - bid.value
+        if self_rating == "rescaled":  # a bid no weighted juror rated gets its auction's mean jury term
+            terms = [weights.jury_value(bid.jury) for bid in auction]
+            rated = [v for v in terms if v is not None]
+            for bid, term in zip(auction, terms):
+                if term is None and rated:
+                    bid.score -= float(np.mean(rated))
+        winners[task] = min(auction, key=lambda bid: (bid.score, rank[bid.agent])).agent
     return pd.Series(winners, name="agent")
 
 

@@ -23,6 +23,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from sale import CONF_DIR
+from sale.runlog import relative_to_data_dir
 
 FINGERPRINT_KEYS = ("pool", "tasks", "method", "auction", "agent", "seed")
 AUCTION_METHODS = ("sale",)  # the other methods never read cfg.auction, so it does not tie their run directories
@@ -74,19 +75,6 @@ def _without_guards(section: str, value):
     return value
 
 
-def _relative_to_data_dir(value, data_dir: str):
-    """Input paths under data_dir (the routers' train run, the weights file) written relative to it: a set of runs
-    staged under another data_dir (scripts/rerun_search_agent.sh) and moved in with its inputs stays the same run."""
-    if isinstance(value, dict):
-        return {k: _relative_to_data_dir(v, data_dir) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_relative_to_data_dir(v, data_dir) for v in value]
-    root = data_dir.rstrip("/") + "/"
-    if isinstance(value, str) and value.startswith(root):
-        return "${data_dir}/" + value[len(root):]
-    return value
-
-
 def check_same_config(run_dir: Path, cfg: DictConfig, save: bool = True) -> None:
     """A run directory belongs to one config: resuming it with another would mix results. save=False only
     compares (a new run's config is saved once the rest of its set-up has passed, so a bad value leaves no trace)."""
@@ -97,7 +85,7 @@ def check_same_config(run_dir: Path, cfg: DictConfig, save: bool = True) -> None
     if path.exists():
         saved = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
         def comparable(k, value, data_dir):
-            return _without_nulls(_without_guards(k, _relative_to_data_dir(value, data_dir)))
+            return _without_nulls(_without_guards(k, relative_to_data_dir(value, data_dir)))
 
         changed = [k for k in keys if comparable(k, saved.get(k), saved.get("data_dir", "data"))
                    != comparable(k, current[k], cfg.get("data_dir", "data"))]

@@ -35,6 +35,23 @@ LOGS = ("results", "calls", "bids")
 UNREADABLE = "journal.unreadable.jsonl"
 
 
+DATA_DIR_PREFIX = "${data_dir}/"
+
+
+def relative_to_data_dir(value, data_dir: str):
+    """Input paths under data_dir (the routers' train run, the weights file) written relative to it, as
+    "${data_dir}/...": a set of runs staged under another data_dir (scripts/rerun_search_agent.sh) and moved in with
+    its inputs stays the same run."""
+    if isinstance(value, dict):
+        return {k: relative_to_data_dir(v, data_dir) for k, v in value.items()}
+    if isinstance(value, list):
+        return [relative_to_data_dir(v, data_dir) for v in value]
+    root = data_dir.rstrip("/") + "/"
+    if isinstance(value, str) and value.startswith(root):
+        return DATA_DIR_PREFIX + value[len(root):]
+    return value
+
+
 def storage_error(path, action: str, error: OSError) -> StorageError:
     """A StorageError that names the file, the OS's reason and the fix."""
     import errno

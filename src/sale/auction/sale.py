@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sale.agents import load_prompts
-from sale.auction.bids import Bid, bid_messages, make_bid, max_words, score_bid
+from sale.auction.bids import Bid, bid_messages, impute_own_ratings, make_bid, max_words, score_bid
 from sale.auction.jury import rate
 from sale.auction.memory import AuctionMemory, format_pairs
 from sale.auction.weights import Weights
@@ -42,21 +42,6 @@ def jurors_for(cfg, pool_names: list[str]) -> list[str]:
     if unknown:
         raise ValueError(f"auction.jury.jurors names agents not in the pool: {unknown}; pool: {pool_names}")
     return list(cfg.jury.jurors)
-
-
-def impute_own_ratings(bids: list[Bid], auction_bids: list[Bid], jurors: list[str]) -> None:
-    """Without self-evaluation a bidder does not rate its own plan. Its missing rating is imputed, in place, as its
-    mean rating of the other agents' plans in this auction so far (`auction_bids`), and stored in bid.own_rating
-    (bid.jury keeps only the ratings given). Each juror keeps its own scale and only its preference for its own
-    plan is gone. Leaving the rating out and rescaling the jury's weight over the others instead lets a bid escape
-    a harsh juror with a large weight: on the cpu pool's fitted weights every auction went to the 135M that way
-    (train replay 2.5% pass@1 against 35% imputed and 42.5% with self-evaluation; notebook 06 replays the rules).
-    A juror that rated no other plan (a one-bid auction) has nothing to impute from: the rating stays missing."""
-    for bid in bids:
-        if bid.agent not in jurors or bid.agent in bid.jury:
-            continue
-        given = [b.jury[bid.agent] for b in auction_bids if b.agent != bid.agent and bid.agent in b.jury]
-        bid.own_rating = float(np.mean(given)) if given else None
 
 
 def refine_messages(task, bid: Bid, pairs_text: str, bid_max_tokens: int) -> list[dict]:

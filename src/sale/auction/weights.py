@@ -104,7 +104,7 @@ class Weights:
         """The jury term Σ_j w_j·γ_j of a bid rated by the jurors in `ratings`, rescaled to the jury's total
         weight Σ_j w_j over the jurors who rated it (so a subset of jurors, e.g. the largest agent alone, keeps the
         jury's weight). None when no juror with weight > 0 rated it: the ratings say nothing (the auction imputes a
-        bidder's own rating without self-evaluation, sale.auction.sale.impute_own_ratings, so this is rare)."""
+        bidder's own rating without self-evaluation, sale.auction.bids.impute_own_ratings, so this is rare)."""
         weighted = {j: self.w_jury.get(j, 0.0) for j in ratings}
         mass = sum(weighted.values())
         if mass <= 0:
