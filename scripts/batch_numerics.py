@@ -16,11 +16,10 @@ import sys
 import time
 
 import pandas as pd
-import yaml
 
-from sale import CONF_DIR, DATA_DIR
-from sale.concurrency import parallel_map
-from sale.llm import Pool
+from sale import DATA_DIR
+from sale.harness.concurrency import parallel_map
+from sale.llm import load_pool
 
 PROMPTS = [f"Write a Python function that returns the {k}-th prime number, then explain it briefly." for k in
            range(1, 5)] + [f"Plan in three steps how to find who the {r} of a person is in a family wiki." for r in
@@ -28,7 +27,7 @@ PROMPTS = [f"Write a Python function that returns the {k}-th prime number, then 
 
 
 def generate_all(pool_name: str, n: int, max_tokens: int) -> tuple[dict[str, list], dict[str, float]]:
-    pool = Pool.from_config(yaml.safe_load((CONF_DIR / "pool" / f"{pool_name}.yaml").read_text()), concurrency=n)
+    pool = load_pool(pool_name, concurrency=n)
     try:
         out, speed = {}, {}
         for agent in pool.names:

@@ -16,10 +16,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
 
-from sale.report import AUCTION_PHASES, overhead_by_order, summarise
-from sale.runlog import load_logs
+from sale.analysis.tables import AUCTION_PHASES, overhead_by_order, summarise
+from sale.harness.runlog import load_logs
 
 
 def main() -> None:

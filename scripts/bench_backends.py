@@ -42,7 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from statistics import median
 
-from sale import CONF_DIR, DATA_DIR, REPO_ROOT
+from sale import DATA_DIR, REPO_ROOT
 from sale.llm import AgentSpec, Pool, load_backend
 
 # A fixed ~300-token prompt (a jury-style question whose answer is one digit), and one that makes a model write.
@@ -68,9 +68,8 @@ ESSAY_PROMPT = ("Write a long, detailed essay of at least 1500 words on the hist
 
 
 def load_pool(name: str) -> Pool:
-    import yaml
 
-    return Pool.from_config(yaml.safe_load((CONF_DIR / "pool" / f"{name}.yaml").read_text()))
+    return load_pool(name)
 
 
 LLAMA_CPP = ("xllamacpp", "llamacpp")
@@ -178,7 +177,7 @@ def bench_server(pool: Pool, agent: str, reps: int, n_new: int, threads: int) ->
     vLLM and SGLang servers take."""
     import httpx
 
-    from sale.assets import verified_asset
+    from sale.llm.assets import verified_asset
     from sale.llm.openai_compat import OpenAICompatLLM
     from sale.llm.xllamacpp_backend import XLlamaCppLLM
 
@@ -254,7 +253,7 @@ def transformers_path(args) -> None:
     """Agreement with llama.cpp, batched jury, KV reuse and decode speed of each cpu_hf agent, in one run."""
     import pandas as pd
 
-    from sale import transformers_check as tc
+    from sale.harness import transformers_check as tc
 
     info, command = machine_info(), " ".join([".venv/bin/python", *sys.argv])
     pool = load_pool("cpu_hf")
@@ -320,7 +319,7 @@ def main() -> None:
                     help="llama.cpp threads (default: the pool config's, else one per core)")
     ap.add_argument("--out", type=Path, default=DATA_DIR / "bench", help="output folder (default: data/bench)")
     ap.add_argument("--transformers-path", action="store_true",
-                    help="measure the transformers path on pool cpu_hf instead (sale.transformers_check)")
+                    help="measure the transformers path on pool cpu_hf instead (sale.harness.transformers_check)")
     ap.add_argument("--prompts", type=int, default=20, help="agreement prompts per agent (--transformers-path)")
     ap.add_argument("--child", help=argparse.SUPPRESS)  # internal: measure one agent, write JSON here
     ap.add_argument("--agent", help=argparse.SUPPRESS)

@@ -4,7 +4,7 @@ values, so no download is needed.
 
 For each architecture, one at a time on one GPU, in bfloat16 with SDPA attention:
   materialise_s       time to allocate and initialise the weights on the GPU (not a disk load)
-  weights_gb          torch.cuda.memory_allocated after it, against sale.placement's prediction (predicted_gb)
+  weights_gb          torch.cuda.memory_allocated after it, against sale.llm.placement's prediction (predicted_gb)
   decode_tok_s_bs1    greedy decode of 128 tokens after a 512-token prompt, one sequence
   decode_tok_s_bs8    the same with 8 sequences (aggregate tokens/s)
   jury_batched_speedup  3 plans of ~300 tokens sharing a ~200-token prefix: one at a time against one batched
@@ -125,7 +125,7 @@ def main() -> int:
     import pandas as pd
     import torch
 
-    from sale.placement import footprint
+    from sale.llm.placement import footprint
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA GPU on this machine: nothing measured (use --tiny --device cpu to check the script)",

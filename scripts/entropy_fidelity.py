@@ -24,14 +24,14 @@ import sys
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy.stats import pearsonr, spearmanr
 from tqdm import tqdm
 
-from sale import CONF_DIR, DATA_DIR
+from sale import DATA_DIR
 from sale.auction.bids import bid_messages
 from sale.auction.jury import jury_messages
-from sale.llm import Pool
+from sale.config import compose
+from sale.llm import load_pool
 from sale.llm.base import ENTROPY_ESTIMATORS, entropy_from_top_logprobs
 from sale.tasks.humaneval import load_humaneval
 from sale.tasks.phantomwiki import load_phantomwiki
@@ -41,6 +41,7 @@ K_REFERENCE = 5000  # the reference: the top 5000 bracket the full-vocabulary en
 OUT = DATA_DIR / "bench"
 BID_MAX_TOKENS = 128
 OPTIONS = ["0", "1", "2", "3", "4", "5"]
+PROMPTS = compose().auction.prompts  # the bid and jury prompts of the default config
 VOCAB = {"smollm2-135m": 49152, "qwen2.5-coder-0.5b": 151936, "qwen2.5-coder-1.5b": 151936}  # GGUF n_vocab
 
 
@@ -83,7 +84,7 @@ def mean_estimates(steps: list[dict], vocab: int) -> dict:
 
 
 def run(n_tasks: int, jury_tasks: int) -> pd.DataFrame:
-    pool = Pool.from_config(yaml.safe_load((CONF_DIR / "pool" / "cpu.yaml").read_text()))
+    pool = load_pool("cpu")
     tasks = {t.id: t for t in load_humaneval("all") + load_phantomwiki("all")}
     bids = committed_bids()
     ids = pick_tasks(bids, n_tasks)
@@ -92,7 +93,7 @@ def run(n_tasks: int, jury_tasks: int) -> pd.DataFrame:
         task = tasks[task_id]
         for _, ref in bids[bids.task_id == task_id].iterrows():
             llm = pool.llm(ref.agent)
-            out = llm.chat(bid_messages(task, BID_MAX_TOKENS), max_tokens=BID_MAX_TOKENS, temperature=0.0, seed=0,
+            out = llm.chat(bid_messages(task, BID_MAX_TOKENS, PROMPTS), max_tokens=BID_MAX_TOKENS, temperature=0.0, seed=0,
                            logprobs=True, top_logprobs=K_REFERENCE)
             steps = out["choices"][0]["logprobs"]["content"]
             plan = (out["choices"][0]["message"]["content"] or "").strip()
@@ -102,7 +103,7 @@ def run(n_tasks: int, jury_tasks: int) -> pd.DataFrame:
                    **mean_estimates(steps, VOCAB[ref.agent])}
             if i < jury_tasks:
                 for juror in pool.names:
-                    s = pool.llm(juror).score_options(jury_messages(task, ref.plan), OPTIONS)
+                    s = pool.llm(juror).score_options(jury_messages(task, ref.plan, PROMPTS), OPTIONS)
                     row[f"gamma_new_{juror}"] = s.expected_value()
                     row[f"gamma_ref_{juror}"] = float(ref[f"gamma_{juror}"])
                     row[f"option_mass_{juror}"] = s.option_mass

@@ -53,7 +53,7 @@ MODEL_LOAD = "[faults] model load:"
 # The runner in a child process, with every model load announced on stderr: a clear error must come before any.
 LAUNCHER = textwrap.dedent(f"""
     import runpy, sys
-    import sale.embeddings as E, sale.llm as L
+    import sale.llm.embeddings as E, sale.llm as L
     def traced(original, label):
         def load(*args, **kwargs):
             print("{MODEL_LOAD}", label(*args), file=sys.stderr, flush=True)
@@ -467,7 +467,7 @@ def started_twice(ctx):
 def runner_killed_mid_sandbox(ctx):
     marker = f"sale-faults-orphan-{os.getpid()}-{time.time_ns()}"
     code = f"import time\n# {marker}\ntime.sleep(120)\n"
-    script = (f"from sale.tools.sandbox import run_python\nimport sys\nprint('go', flush=True)\n"
+    script = (f"from sale.tasks.sandbox import run_python\nimport sys\nprint('go', flush=True)\n"
               f"run_python({code!r}, timeout_s=100)\n")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True,
                             env=env_for())
@@ -558,7 +558,7 @@ def journal_not_a_record(ctx):
 
 
 def damaged_log(ctx: Context, args: list[str], name: str, how: str) -> dict:
-    from sale.runlog import load_logs
+    from sale.harness.runlog import load_logs
 
     run_dir, cache, reference = finished_copy(ctx, args, f"{how}-{name}")
     path = run_dir / f"{name}.parquet"
@@ -881,7 +881,7 @@ def rerun_other_config(ctx):
 
 def model_file_fault(ctx: Context, how: str) -> dict:
     """The cheapest real model's file, damaged in a private cache directory (SALE_CACHE_DIR)."""
-    from sale.assets import catalogue, models_dir
+    from sale.llm.assets import catalogue, models_dir
 
     entry = catalogue()["smollm2-135m-instruct-q4_1"]
     source = models_dir() / entry["filename"]
@@ -908,7 +908,7 @@ def model_file_fault(ctx: Context, how: str) -> dict:
     proc = run_to_end(d / "run", CPU_SMALL + ["tasks.bins=[1]"], d / "calls.sqlite",
                       env=env_for(SALE_CACHE_DIR=str(d / "cache")))
     return {"injections": 1, "tasks_lost": None, "tasks_duplicated": None, "results_equal": None,
-            "clear_error": clear_error(proc, "corrupt or incomplete", "sale.assets fetch"),
+            "clear_error": clear_error(proc, "corrupt or incomplete", "sale.llm.assets fetch"),
             "outcome": first_error(proc)}
 
 
@@ -931,7 +931,7 @@ def model_other(ctx):
 def cache_dir_read_only(ctx):
     """SALE_CACHE_DIR on a read-only mount, holding verified model files: the models still verify (their stamps
     cannot be written), and the call cache there is refused with the fix before any model loads."""
-    from sale.assets import catalogue, models_dir
+    from sale.llm.assets import catalogue, models_dir
 
     if not can_mount():
         return {"injections": 0, "outcome": "skipped: no mount namespaces here (needs root)"}
@@ -953,7 +953,7 @@ def cache_dir_read_only(ctx):
 
 
 def sandboxed(code: str, marker: str, timeout_s: float = 3.0, **kw) -> tuple[object, list[int]]:
-    from sale.tools.sandbox import run_python
+    from sale.tasks.sandbox import run_python
 
     result = run_python(f"# {marker}\n" + code, timeout_s=timeout_s, **kw)
     time.sleep(0.2)

@@ -22,15 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from sale.config import compose
 
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
 
-    from sale import CONF_DIR
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return hydra_compose("config", overrides=overrides)
 
 
 # The form example the bid prompt showed until 2026-12-03, "for a different task". The 0.5B and the 135M copied it
@@ -84,14 +78,14 @@ def main(argv=None) -> None:
 
     from tqdm.auto import tqdm
 
-    from sale.auction.bids import make_bid
-    from sale.ledger import Ledger
+    from sale.auction.bids import bid_messages, make_bid
+    from sale.harness.ledger import Ledger
     from sale.llm import Pool
     from sale.llm.cache import open_cache
-    from sale.methods import execute
+    from sale.harness.methods import execute
     from sale.tasks import load_tasks
 
-    cfg = compose(args.overrides)
+    cfg = compose(*args.overrides)
     pool = Pool.from_config(cfg.pool)
     cache = open_cache(cfg)
     tasks = load_tasks(cfg.tasks)
@@ -102,7 +96,7 @@ def main(argv=None) -> None:
     for task in tqdm(tasks, desc="tasks", unit="task", dynamic_ncols=True, file=sys.stdout):
         for agent in pool.names:
             ledger = root.for_task(task_id=task.id)
-            bid = make_bid(ledger, agent, task, cap)
+            bid = make_bid(ledger, agent, task, cap, bid_messages(task, cap, cfg.auction.prompts))
             bids.append({"task_id": task.id, "domain": task.domain, "bin": task.bin, "agent": agent,
                          "tokens": bid.tokens, "at_cap": bid.tokens >= cap, "plan": bid.plan,
                          "numbered": bool(re.search(r"^\W*(?:step\s*)?1[.):]", bid.plan, re.I | re.M)),

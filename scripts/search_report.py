@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sale.graders import normalize_answer
+from sale.tasks.graders import normalize_answer
 from sale.tasks import load_tasks
 
 
@@ -46,8 +46,8 @@ def failure_kind(trajectory: list[dict], forced: bool) -> str:
 
 
 def load(run_dir: Path) -> pd.DataFrame:
-    """A run's search rows (from the journal while the run is unfinished: sale.runlog.load_logs)."""
-    from sale.runlog import load_logs
+    """A run's search rows (from the journal while the run is unfinished: sale.harness.runlog.load_logs)."""
+    from sale.harness.runlog import load_logs
 
     df = load_logs(run_dir)["results"]
     df = df[df["domain"] == "search"].copy()

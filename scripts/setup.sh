@@ -33,4 +33,4 @@ fi
 "$VENV/bin/python" -m sale.assets fetch "pool=$POOL"
 # A crash of the engine on this CPU (an illegal instruction, say) stops here, with the CPU's features and the fix,
 # rather than halfway through the tests. The stamp skips the check until the engine, the model or the CPU changes.
-"$VENV/bin/python" -m sale.engine_check "pool=$POOL" --stamp "${ENGINE_STAMP:-$VENV/.sale-engine-ok}"
+"$VENV/bin/python" -m sale.llm.engine_check "pool=$POOL" --stamp "${ENGINE_STAMP:-$VENV/.sale-engine-ok}"

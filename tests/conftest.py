@@ -11,24 +11,20 @@ os.environ.setdefault("SALE_CACHE_SHARDS", "")  # tests compute their calls; tes
 @pytest.fixture(scope="session")
 def tiny_pool():
     """The `tiny` pool (random 2-layer models, transformers backend), built into the cache on first use."""
-    from sale.assets import fetch_asset, pool_assets
-    from sale.llm import Pool
-    from sale import CONF_DIR
-    import yaml
+    from sale.llm.assets import fetch_asset, pool_assets
+    from sale.llm import load_pool
 
     for _, asset in pool_assets("tiny"):
         fetch_asset(asset)
-    return Pool.from_config(yaml.safe_load((CONF_DIR / "pool" / "tiny.yaml").read_text()))
+    return load_pool("tiny")
 
 
 @pytest.fixture(scope="session")
 def cpu_pool():
     """The real `cpu` pool (llama.cpp); its files must have been fetched (make setup does it)."""
-    from sale.llm import Pool
-    from sale import CONF_DIR
-    import yaml
+    from sale.llm import load_pool
 
-    return Pool.from_config(yaml.safe_load((CONF_DIR / "pool" / "cpu.yaml").read_text()))
+    return load_pool("cpu")
 
 
 def free_port() -> int:

@@ -7,11 +7,14 @@ import pytest
 from sale.agents import run_agent
 from sale.agents.coder import docstring_examples, extract_code, run_examples
 from sale.agents.searcher import parse_action
-from sale.ledger import Ledger
+from sale.harness.ledger import Ledger
 from sale.llm import AgentSpec, Pool
 from sale.llm.base import Generation
-from sale.methods import grade
+from sale.harness.methods import grade
 from sale.tasks import load_tasks
+from sale.config import compose
+
+PROMPTS = compose().agent.prompts  # the agents' prompts, as a run composes them
 
 
 class ScriptedChat:
@@ -64,7 +67,7 @@ def test_docstring_examples_are_the_visible_tests():
 def test_coder_revises_after_failing_examples_and_survives_malformed_replies():
     ledger, llm = scripted_ledger(["no code here", "```python\ndef add(x, y):\n    return x - y\n```",
                                    "```python\ndef add(x, y):\n    return x + y\n```"])
-    result = run_agent(ledger, "bot", ADD, plan="Return the sum.", max_turns=3)
+    result = run_agent(ledger, "bot", ADD, plan="Return the sum.", prompts=PROMPTS, max_turns=3)
     assert result.malformed == 1 and result.turns == 3 and result.self_check
     assert "Follow this plan:\nReturn the sum." in json.loads(json.dumps(result.trajectory))[1]["content"]
     assert "returned -1, expected 5" in llm.prompts[2]
@@ -74,7 +77,7 @@ def test_coder_revises_after_failing_examples_and_survives_malformed_replies():
 
 def test_coder_with_hostile_code_is_graded_a_failure():
     ledger, _ = scripted_ledger(["```python\nimport os\ndef add(x, y):\n    os.kill(os.getppid(), 9)\n```"] * 2)
-    result = run_agent(ledger, "bot", ADD, max_turns=2)
+    result = run_agent(ledger, "bot", ADD, prompts=PROMPTS, max_turns=2)
     assert not result.self_check and not grade(ADD, result.output).passed
 
 
@@ -95,7 +98,7 @@ def test_searcher_loop_uses_tools_and_recovers_from_bad_actions():
     gold = ", ".join(QUESTION.payload["answers"])
     ledger, llm = scripted_ledger(["Hmm.", f"Thought: search\nAction: search[{person}]",
                                    "Thought: read\nAction: open[Nobody At All]", f"Action: answer[{gold}]"])
-    result = run_agent(ledger, "bot", QUESTION, max_turns=6)
+    result = run_agent(ledger, "bot", QUESTION, prompts=PROMPTS, max_turns=6)
     assert result.malformed == 1 and result.turns == 4 and result.output == gold
     tools = [s.get("tool") for s in result.trajectory if s["role"] == "tool"]
     assert tools == ["search", "open", "answer"]
@@ -111,7 +114,7 @@ def test_searcher_follows_a_chain_with_lookups_and_the_progress_note():
                                    "Thought: again\nAction: lookup[husband of Jeannie Mcclain]",
                                    "Thought: next\nAction: lookup[sister of Orlando Mcclain]",
                                    "Thought: done\nAction: answer[Allyson Riedel]"])
-    result = run_agent(ledger, "bot", CHAIN, max_turns=16)
+    result = run_agent(ledger, "bot", CHAIN, prompts=PROMPTS, max_turns=16)
     assert result.output == "Allyson Riedel" and grade(CHAIN, result.output).passed
     assert result.turns == 4 and result.tool_actions == 2 and result.malformed == 1 and not result.forced
     assert "The husband of Jeannie Mcclain: Orlando Mcclain (1)." in llm.prompts[1]
@@ -122,7 +125,7 @@ def test_searcher_follows_a_chain_with_lookups_and_the_progress_note():
 
 def test_searcher_without_the_progress_note():
     ledger, llm = scripted_ledger(["Action: lookup[husband of Jeannie Mcclain]", "Action: answer[Orlando Mcclain]"])
-    result = run_agent(ledger, "bot", CHAIN, progress=False)
+    result = run_agent(ledger, "bot", CHAIN, prompts=PROMPTS, progress=False)
     assert "Question left" not in llm.prompts[1] and not grade(CHAIN, result.output).passed
 
 
@@ -134,7 +137,7 @@ def test_a_tool_that_raises_costs_one_turn_not_the_run(monkeypatch):
 
     monkeypatch.setattr(FamilyGraph, "query", broken_query)
     ledger, llm = scripted_ledger(["Action: lookup[husband of Jeannie Mcclain]", "Action: answer[Orlando Mcclain]"])
-    result = run_agent(ledger, "bot", CHAIN, max_turns=4)
+    result = run_agent(ledger, "bot", CHAIN, prompts=PROMPTS, max_turns=4)
     assert result.output == "Orlando Mcclain" and result.turns == 2
     failed = [s for s in result.trajectory if s.get("tool") == "lookup"]
     assert failed[0]["error"] is True and "RuntimeError: boom" in failed[0]["content"]
@@ -143,7 +146,7 @@ def test_a_tool_that_raises_costs_one_turn_not_the_run(monkeypatch):
 
 def test_a_forced_last_turn_answer_is_recorded():
     ledger, _ = scripted_ledger(["Action: lookup[husband of Jeannie Mcclain]", "Action: answer[Orlando Mcclain]"])
-    result = run_agent(ledger, "bot", CHAIN, max_turns=2)
+    result = run_agent(ledger, "bot", CHAIN, prompts=PROMPTS, max_turns=2)
     assert result.forced and result.output == "Orlando Mcclain" and result.tool_actions == 1
     answer = [s for s in result.trajectory if s.get("tool") == "answer"]
     assert answer[0]["forced"] is True
@@ -162,7 +165,7 @@ def test_a_long_trace_is_trimmed_oldest_observation_first_and_keeps_the_question
         return original(messages, **kw)
 
     llm.generate = measuring
-    result = run_agent(ledger, "bot", CHAIN, max_turns=16, context_chars=4000)
+    result = run_agent(ledger, "bot", CHAIN, prompts=PROMPTS, max_turns=16, context_chars=4000)
     assert result.tool_actions == len(people) and result.output == "x"
     last = seen[-1]
     assert last[1]["content"].startswith("Question: Who is the sister")  # the question is never trimmed
@@ -178,20 +181,20 @@ def test_a_long_trace_is_trimmed_oldest_observation_first_and_keeps_the_question
 def test_a_searcher_stuck_on_unusable_replies_must_answer_early():
     ledger, llm = scripted_ledger(["Hmm."] * 2 + ["Action: lookup[husband of Jeannie Mcclain]"] * 3
                                   + ["Action: answer[Orlando Mcclain]"])
-    result = run_agent(ledger, "bot", CHAIN, max_turns=16)
+    result = run_agent(ledger, "bot", CHAIN, prompts=PROMPTS, max_turns=16)
     # 2 malformed, 1 lookup (resets the count), 2 repeats, then 4 more would be needed: not stuck yet
     assert result.turns == 6 and not result.forced and result.malformed == 4
     ledger, llm = scripted_ledger(["Hmm."] * 4 + ["Action: answer[Orlando Mcclain]"])
-    result = run_agent(ledger, "bot", CHAIN, max_turns=16)
+    result = run_agent(ledger, "bot", CHAIN, prompts=PROMPTS, max_turns=16)
     assert result.turns == 5 and result.forced and "last turn" in llm.prompts[-1]
     ledger, llm = scripted_ledger(["Hmm."] * 5)
-    result = run_agent(ledger, "bot", CHAIN, max_turns=16)
+    result = run_agent(ledger, "bot", CHAIN, prompts=PROMPTS, max_turns=16)
     assert result.turns == 5 and result.output == "" and not result.forced
 
 
 def test_searcher_is_told_on_its_last_turn():
     ledger, llm = scripted_ledger(["Action: search[x]", "Action: search[y]"])
-    result = run_agent(ledger, "bot", QUESTION, max_turns=2)
+    result = run_agent(ledger, "bot", QUESTION, prompts=PROMPTS, max_turns=2)
     assert result.output == "" and not result.self_check and "last turn" in llm.prompts[-1]
     assert not grade(QUESTION, result.output).passed
 
@@ -199,7 +202,7 @@ def test_searcher_is_told_on_its_last_turn():
 @pytest.mark.models
 def test_real_coder_solves_an_easy_task(cpu_pool):
     ledger = Ledger(cpu_pool)
-    result = run_agent(ledger, "qwen2.5-coder-1.5b", ADD)
+    result = run_agent(ledger, "qwen2.5-coder-1.5b", ADD, prompts=PROMPTS)
     assert grade(ADD, result.output).passed, result.output
     assert ledger.calls[0]["prompt_tokens"] > 50 and ledger.calls[0]["mean_entropy"] >= 0
 
@@ -207,7 +210,7 @@ def test_real_coder_solves_an_easy_task(cpu_pool):
 @pytest.mark.models
 def test_real_searcher_runs_the_react_loop(cpu_pool):
     ledger = Ledger(cpu_pool)
-    result = run_agent(ledger, "qwen2.5-coder-1.5b", QUESTION)
+    result = run_agent(ledger, "qwen2.5-coder-1.5b", QUESTION, prompts=PROMPTS)
     tools = [s.get("tool") for s in result.trajectory if s["role"] == "tool"]
     assert "search" in tools or "open" in tools or "answer" in tools, result.trajectory
     assert 1 <= result.turns <= 16 and len(ledger.calls) == result.turns

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from sale import CONF_DIR
 from sale.auction.bids import Bid, score_bid
 from sale.auction.memory import AuctionMemory, AuctionRecord
 from sale.auction.sale import argmin_score, run_auction
 from sale.auction.weights import Weights, cost_feature
-from sale.ledger import Ledger
+from sale.harness.ledger import Ledger
 from sale.llm import AgentSpec, Pool
 from sale.llm.base import Generation, OptionScores
 from sale.tasks.base import Task
+from sale.config import compose
 
 
 class ScriptedLLM:
@@ -51,7 +51,7 @@ def scripted_pool(llms: dict, prices: dict) -> Pool:
 
 
 def auction_cfg(**overrides):
-    cfg = OmegaConf.load(CONF_DIR / "auction" / "default.yaml")
+    cfg = compose().auction  # conf/auction/default.yaml with its prompts, as a run composes it
     for k, v in overrides.items():
         OmegaConf.update(cfg, k, v)
     return cfg
@@ -297,14 +297,12 @@ def test_juror_subsets_by_name_or_by_role():
 def test_sale_end_to_end_on_the_real_cpu_pool_on_two_tasks(tmp_path, cpu_pool):
     """Two easy tasks (one per domain) through the whole auction on the three real llama.cpp models."""
     import pandas as pd
-    from hydra import compose, initialize_config_dir
 
     from sale.run import run
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=["pool=cpu", "method=sale", "tasks=mixed", "tasks.per_bin=1", "tasks.bins=[1]",
-                                           f"run.dir={tmp_path / 'run'}", f"run.cache={tmp_path / 'calls.sqlite'}",
-                                           "run.figure=false"])
+    cfg = compose(*["pool=cpu", "method=sale", "tasks=mixed", "tasks.per_bin=1", "tasks.bins=[1]",
+                                       f"run.dir={tmp_path / 'run'}", f"run.cache={tmp_path / 'calls.sqlite'}",
+                                       "run.figure=false"])
     run_dir = run(cfg)
     results = pd.read_parquet(run_dir / "results.parquet")
     bids = pd.read_parquet(run_dir / "bids.parquet")

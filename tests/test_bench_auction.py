@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from sale import report as bench
+from sale.analysis import tables
 
 
 def test_overhead_shares_per_bin_domain_and_order():
@@ -17,7 +17,7 @@ def test_overhead_shares_per_bin_domain_and_order():
                   {"arm": "sale", "order": o, "task_id": "c1", "phase": "execute", "tokens": 70 + 20 * o, "cost_usd": 3.0, "latency_s": 1.0},
                   {"arm": "sale", "order": o, "task_id": "s5", "phase": "jury", "tokens": 50, "cost_usd": 1.0, "latency_s": 3.0},
                   {"arm": "sale", "order": o, "task_id": "s5", "phase": "execute", "tokens": 150, "cost_usd": 1.0, "latency_s": 1.0}]
-    per_order = bench.overhead_by_order(pd.DataFrame(calls), results)
+    per_order = tables.overhead_by_order(pd.DataFrame(calls), results)
     coding = per_order[(per_order["scope"] == "domain") & (per_order["domain"] == "coding")].set_index("order")
     assert coding.loc[0, "tokens_share"] == pytest.approx(0.3) and coding.loc[1, "tokens_share"] == pytest.approx(0.1)
     overall = per_order[per_order["scope"] == "all"].set_index("order")
@@ -25,7 +25,7 @@ def test_overhead_shares_per_bin_domain_and_order():
     assert overall.loc[0, "usd_share"] == pytest.approx(2 / 6)
     assert overall.loc[0, "model_s_share"] == pytest.approx(4 / 6)
 
-    table = bench.summarise(per_order).set_index(["domain", "bin"])
+    table = tables.summarise(per_order).set_index(["domain", "bin"])
     assert table.loc[("coding", "all"), "tokens %"] == "20.0 ± 14.1"  # mean and sample std of 30% and 10%
     assert table.loc[("search", "5"), "tokens %"] == "25.0 ± 0.0"
     assert table.loc[("all", "all"), "orders"] == 2

@@ -4,10 +4,13 @@ sub-point or code, within the cap B."""
 import pytest
 
 from sale.auction.bids import bid_messages, bid_stop, make_bid, max_steps, max_words
-from sale.ledger import Ledger
+from sale.harness.ledger import Ledger
 from sale.llm import AgentSpec, Pool
 from sale.llm.base import Generation
 from sale.tasks.base import Task
+from sale.config import compose
+
+PROMPTS = compose().auction.prompts
 
 TASK = Task("t/1", "coding", "Write add(a, b).", {}, 3.0, 1, "test")
 SEARCH = Task("t/2", "search", "Who is the mother of Ann Lee?", {}, 5.0, 1, "test")
@@ -46,20 +49,21 @@ def test_the_plan_has_as_many_steps_as_fit_the_cap():
 
 
 def test_the_bid_prompt_asks_for_a_short_numbered_plan():
-    text = bid_messages(TASK, 128)[1]["content"]
+    text = bid_messages(TASK, 128, PROMPTS)[1]["content"]
     assert "numbered list of at most 3 steps" in text and "no sub-points" in text and "Write add(a, b)." in text
-    assert "lookup[" in bid_messages(SEARCH, 128)[1]["content"]  # the search agent's tools, as it will have them
+    assert "lookup[" in bid_messages(SEARCH, 128, PROMPTS)[1]["content"]  # the search agent's tools, as it will have them
 
 
 def test_a_bid_stops_before_a_sub_point_a_step_past_the_limit_or_code():
     llm = Rambler()
-    bid = make_bid(ledger_with(llm), "bot", TASK, 128)
+    bid = make_bid(ledger_with(llm), "bot", TASK, 128, bid_messages(TASK, 128, PROMPTS))
     assert bid.plan == "1. Read the examples.\n2. Write the loop."  # cut before the sub-point
     assert llm.stops[0] == bid_stop(128) and bid.tokens < 128
-    assert make_bid(ledger_with(Rambler("1. a\n2. b\n3. c\n4. d\n```x```")), "bot", TASK, 128).plan == "1. a\n2. b\n3. c"
+    assert make_bid(ledger_with(Rambler("1. a\n2. b\n3. c\n4. d\n```x```")), "bot", TASK, 128,
+                    bid_messages(TASK, 128, PROMPTS)).plan == "1. a\n2. b\n3. c"
 
 
 @pytest.mark.models
 def test_a_real_bid_ends_before_the_cap(cpu_pool):
-    bid = make_bid(Ledger(cpu_pool), "qwen2.5-coder-1.5b", TASK, 128)
+    bid = make_bid(Ledger(cpu_pool), "qwen2.5-coder-1.5b", TASK, 128, bid_messages(TASK, 128, PROMPTS))
     assert bid.plan.startswith("1.") and bid.tokens < 128, bid.plan

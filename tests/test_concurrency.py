@@ -1,4 +1,4 @@
-"""Plumbing of sale.concurrency, the Ledger's concurrent calls, the journal's concurrent writers and the HTTP
+"""Plumbing of sale.harness.concurrency, the Ledger's concurrent calls, the journal's concurrent writers and the HTTP
 backend's retries. Fakes appear only here, where the thing under test is the plumbing itself."""
 
 import json
@@ -10,11 +10,12 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
-from sale.concurrency import AgentGate, Interrupted, parallel_map, run_streams
+from sale.harness.concurrency import Interrupted, parallel_map, run_streams
+from sale.llm.gate import AgentGate
 from sale.llm import LLMError
 from sale.llm.base import Generation, OptionScores
 from sale.llm.stub_server import StubHandler
-from sale.runlog import Journal
+from sale.harness.runlog import Journal
 
 
 def test_parallel_map_keeps_item_order_and_runs_items_together():
@@ -75,7 +76,7 @@ def test_agent_gate_bounds_the_calls_in_flight_to_one_agent():
 
 
 def test_ledger_map_logs_calls_in_item_order_whatever_finishes_first():
-    from sale.ledger import Ledger
+    from sale.harness.ledger import Ledger
     from sale.llm import AgentSpec, Pool
 
     pool = Pool("p", [AgentSpec("a", "openai", 1.0, 1.0)], concurrency=4)
@@ -137,7 +138,7 @@ def test_journal_takes_whole_lines_from_threads_and_processes(tmp_path):
     journal = Journal(tmp_path)
     big = "x" * 200_000  # far beyond one atomic write
     writer = (f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
-              "from sale.runlog import Journal\n"
+              "from sale.harness.runlog import Journal\n"
               f"j = Journal({str(tmp_path)!r})\n"
               "for i in range(20): j.append(('proc', 0, str(i)), {'text': 'y' * 200000}, [])\n")
     proc = subprocess.Popen([sys.executable, "-c", writer])
@@ -225,7 +226,7 @@ def test_http_backend_on_a_dead_port_says_so():
 
 
 def test_cpu_room_lets_one_model_compute_at_a_time_with_its_calls_together():
-    from sale.concurrency import CpuRoom
+    from sale.llm.gate import CpuRoom
 
     room, lock, log = CpuRoom(), threading.Lock(), []
     inside: dict[str, int] = {}

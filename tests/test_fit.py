@@ -6,9 +6,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from sale.config import compose
 
-from sale import CONF_DIR
 from sale.auction.weights import Weights, evaluate
 from sale.tasks import load_tasks
 
@@ -30,9 +29,8 @@ def test_fit_writes_weights_no_worse_than_the_defaults(tmp_path, tiny_pool, monk
     # The cheapest agent solves the easy tasks, only the largest the hard ones: routing matters.
     passes = {names[0]: {t.id for t in tasks if t.bin == 1}, names[1]: set(), names[2]: {t.id for t in tasks}}
     fake_train_run(tmp_path / "train", names, tasks, passes)
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=["pool=tiny", f"fit.train_run={tmp_path / 'train'}",
-                                           f"fit.out_dir={tmp_path / 'fit'}", f"run.cache={tmp_path / 'calls.sqlite'}"])
+    cfg = compose(*["pool=tiny", f"fit.train_run={tmp_path / 'train'}",
+                                       f"fit.out_dir={tmp_path / 'fit'}", f"run.cache={tmp_path / 'calls.sqlite'}"])
     out = fit(cfg)
 
     features = pd.read_parquet(out / "features.parquet")
@@ -70,9 +68,8 @@ def test_fit_writes_weights_no_worse_than_the_defaults(tmp_path, tiny_pool, monk
     assert "jury $/task" in (out / "fit.md").read_text()
     assert "On train tasks the fit did not see" in (out / "fit.md").read_text()
     # and a refit from the saved features makes no model call
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        reuse = compose("config", overrides=["pool=tiny", f"fit.out_dir={out}", "fit.reuse_features=true",
-                                             f"fit.train_run={tmp_path / 'nothing'}", "run.cache=null"])
+    reuse = compose(*["pool=tiny", f"fit.out_dir={out}", "fit.reuse_features=true",
+                                         f"fit.train_run={tmp_path / 'nothing'}", "run.cache=null"])
     def no_model_call(*args):
         raise AssertionError("a refit from saved features made the auction's calls")
 
@@ -127,7 +124,6 @@ def test_juror_costs_from_a_sale_run_count_the_ratings_of_the_initial_bids_only(
 def test_fit_without_a_train_run_says_how_to_make_one(tmp_path):
     from sale.fit import fit
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=["pool=tiny", f"fit.train_run={tmp_path / 'nothing'}"])
+    cfg = compose(*["pool=tiny", f"fit.train_run={tmp_path / 'nothing'}"])
     with pytest.raises(FileNotFoundError, match="experiment=scaling tasks.split=train"):
         fit(cfg)

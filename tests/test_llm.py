@@ -6,18 +6,17 @@ import time
 import httpx
 import numpy as np
 import pytest
-import yaml
 from scipy.special import softmax
 from scipy.stats import entropy as scipy_entropy
 
-from sale import CONF_DIR
-from sale.assets import AssetError, asset_path, pool_assets, verified_asset
+from sale.llm.assets import AssetError, asset_path, pool_assets, verified_asset
 from sale.llm import LLMError, Pool
 from sale.llm.base import entropy_from_logits, entropy_from_top_logprobs, option_probs_from_logits
 from sale.llm.cache import CachedLLM, CallCache
 from sale.llm.openai_compat import OpenAICompatLLM
 
 from conftest import free_port
+from sale.llm import load_pool
 
 MSGS = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 DIGITS = ["0", "1", "2", "3", "4", "5"]
@@ -171,11 +170,10 @@ def test_cache_shards_carry_a_pools_calls_to_a_fresh_cache(tiny_pool, tmp_path, 
 
 
 def test_runs_import_the_pools_committed_shards_by_default(monkeypatch):
-    from hydra import compose, initialize_config_dir
+    from sale.config import compose
 
     monkeypatch.delenv("SALE_CACHE_SHARDS")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=["pool=tiny"])
+    cfg = compose(*["pool=tiny"])
     assert cfg.run.cache_shards == "data/cache/tiny"
 
 
@@ -192,13 +190,13 @@ def test_unknown_pool_and_agent_are_clear_errors(tiny_pool):
         Pool.from_config({"name": "x", "agents": {"a": {"backend": "llamacpp"}}})
 
 
-def test_hydra_rejects_unknown_pool():
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import MissingConfigException
+def test_an_unknown_pool_is_refused_with_the_closest_one():
+    from sale.config import ConfigError, compose
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        with pytest.raises(MissingConfigException, match="nope"):
-            compose("config", overrides=["pool=nope"])
+    with pytest.raises(ConfigError, match="unknown pool 'nope'; known: cpu"):
+        compose("pool=nope")
+    with pytest.raises(ConfigError, match=r"unknown pool 'cpuu' \(did you mean cpu\?\)"):
+        compose("pool=cpuu")
 
 
 def test_unreachable_server_is_a_clear_error():
@@ -230,7 +228,7 @@ def test_flipped_byte_is_refused_until_refetched(tmp_path, monkeypatch):
     with pytest.raises(AssetError, match="(?s)corrupt.*fix: delete it and run python -m sale.assets fetch"):
         verified_asset(name, "cpu")
     with pytest.raises(LLMError, match="corrupt"):
-        Pool.from_config(yaml.safe_load((CONF_DIR / "pool" / "cpu.yaml").read_text())).llm("smollm2-135m")
+        load_pool("cpu").llm("smollm2-135m")
 
 
 # ----------------------------------------------------------------------------- llama.cpp via xllamacpp (real)
@@ -279,7 +277,7 @@ def test_llamacpp_entropy_and_options_match_full_logits():
     pytest.importorskip("llama_cpp")
     from llama_cpp import Llama
 
-    pool = Pool.from_config(yaml.safe_load((CONF_DIR / "pool" / "cpu_llamacpp.yaml").read_text()))
+    pool = load_pool("cpu_llamacpp")
     llm = pool.llm("smollm2-135m")
     gen = llm.generate(MSGS, max_tokens=16)
     assert gen.completion_tokens > 0 and len(gen.entropies) == gen.completion_tokens and not gen.entropy_approximate

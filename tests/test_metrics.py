@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sale import metrics as M
+from sale.analysis import metrics as M
 
 
 def test_pass_at_1_and_per_bin():

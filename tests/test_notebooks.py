@@ -14,8 +14,8 @@ import pytest
 from nbclient import NotebookClient
 
 from sale import REPO_ROOT
-from sale.report import ABLATIONS, pool_agents
-from sale.runlog import load_logs
+from sale.analysis.reading import ABLATIONS, pool_agents
+from sale.harness.runlog import load_logs
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 SCALING = REPO_ROOT / "data" / "runs" / "scaling-cpu-test"

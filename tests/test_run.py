@@ -1,6 +1,5 @@
 """The Hydra entry point end to end on the tiny pool: logs, resumption after a kill, refusal of a changed config."""
 
-import json
 import os
 import signal
 import subprocess
@@ -9,10 +8,11 @@ import time
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from sale.config import compose
 
 from sale import CONF_DIR, DATA_DIR, REPO_ROOT
-from sale.runlog import Journal
+from sale.harness.runlog import Journal
 
 
 def sale_run(run_dir, *overrides, **kw):
@@ -24,8 +24,7 @@ def sale_run(run_dir, *overrides, **kw):
 
 @pytest.mark.parametrize("experiment", ["demo", "scaling", "main", "ablations"])
 def test_experiment_configs_compose(experiment):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=[f"experiment={experiment}"])
+    cfg = compose(*[f"experiment={experiment}"])
     assert cfg.pool.name == "cpu" and cfg.tasks.per_bin >= 1
     assert cfg.method.name == {"demo": "sale", "scaling": "single", "main": "sale", "ablations": "sale"}[experiment]
 
@@ -37,15 +36,13 @@ ABLATIONS = sorted(p.stem for p in (CONF_DIR / "ablation").glob("*.yaml"))
 def test_every_ablation_changes_one_thing_and_has_its_own_run(ablation):
     from omegaconf import OmegaConf
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        base = compose("config", overrides=["experiment=ablations", "ablation=full"])
-        cfg = compose("config", overrides=["experiment=ablations", f"ablation={ablation}"])
+    base = compose(*["experiment=ablations", "ablation=full"])
+    cfg = compose(*["experiment=ablations", f"ablation={ablation}"])
     assert cfg.run.name == f"ablation-{ablation}-cpu"
     changed = [k for k in ("auction", "tasks", "method", "pool", "agent")
                if OmegaConf.to_container(cfg[k]) != OmegaConf.to_container(base[k])]
     assert changed == ([] if ablation == "full" else ["auction"])
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        swept = compose("config", overrides=["experiment=ablations"], return_hydra_config=True)
+    swept = compose(*["experiment=ablations"], return_hydra_config=True)
     assert ablation in swept.hydra.sweeper.params.ablation.split(",")
 
 
@@ -78,10 +75,9 @@ def test_sale_orders_run_as_separate_processes_into_one_run_directory(tmp_path, 
 def test_resuming_tolerates_a_config_key_added_later_with_a_null_default(tmp_path):
     from omegaconf import OmegaConf
 
-    from sale.run import check_same_config
+    from sale.harness.runner import check_same_config
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=["experiment=scaling"])
+    cfg = compose(*["experiment=scaling"])
     old = OmegaConf.to_container(cfg, resolve=True)
     del old["tasks"]["take_per_bin"]  # a run saved before the key existed
     OmegaConf.save(OmegaConf.create(old), tmp_path / "config.yaml")
@@ -97,11 +93,10 @@ def test_runs_staged_under_another_data_dir_resume_once_moved_in(tmp_path, metho
     run, SALE's weights) there. Moved into data/ with those inputs, they resume; pointed at other inputs, refused."""
     from omegaconf import OmegaConf
 
-    from sale.run import check_same_config
+    from sale.harness.runner import check_same_config
 
     def main(*overrides):
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            return compose("config", overrides=["experiment=main", f"method={method}", *overrides])
+        return compose(*["experiment=main", f"method={method}", *overrides])
 
     staged = main("data_dir=data/next")
     assert staged.run.dir == "data/next/runs/main-{}-cpu".format(method)
@@ -215,15 +210,14 @@ def test_a_run_directory_refuses_another_config(tmp_path, tiny_pool):
 def test_an_archived_run_refuses_another_engine_and_names_the_one_that_made_it(tmp_path):
     """The archived 6-turn cpu runs (data/runs/archive/*-react6) were made by llama-cpp-python; the default engine is
     refused there, by name, before any model loads, and pool=cpu_llamacpp is exactly their pool."""
-    from sale.run import check_same_config
+    from sale.harness.runner import check_same_config
 
     run_dir = tmp_path / "scaling-cpu-test"
     run_dir.mkdir()
     archived = DATA_DIR / "runs" / "archive" / "scaling-cpu-test-react6"
     (run_dir / "config.yaml").write_text((archived / "config.yaml").read_text())
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        default = compose("config", overrides=["experiment=scaling"])
-        old_engine = compose("config", overrides=["experiment=scaling", "pool=cpu_llamacpp"])
+    default = compose(*["experiment=scaling"])
+    old_engine = compose(*["experiment=scaling", "pool=cpu_llamacpp"])
     with pytest.raises(SystemExit, match=r"(?s)pool(, \w+)* differ.*made by the llamacpp engine.*uses xllamacpp.*"
                                          r"pool=cpu_llamacpp"):
         check_same_config(run_dir, default)
@@ -242,13 +236,12 @@ def test_the_committed_reference_runs_resume_on_the_default_config(experiment, r
     """The committed reference runs were made by the default config (xllamacpp, the 16-turn deep-search agent), so
     `python -m sale.run experiment=...` resumes them as they are: a change to the config or the prompts that would
     refuse them must come with a rerun."""
-    from sale.run import check_same_config
+    from sale.harness.runner import check_same_config
 
     run_dir = DATA_DIR / "runs" / run_name
     assert (run_dir / "config.yaml").exists()
     overrides = [f"experiment={experiment}"] + (["method=sale"] if experiment == "main" else [])
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        check_same_config(run_dir, compose("config", overrides=overrides), save=False)
+    check_same_config(run_dir, compose(*overrides), save=False)
 
 
 def test_bad_config_values_are_clear_errors(tmp_path, tiny_pool):
@@ -265,14 +258,16 @@ def test_every_baseline_runs_through_hydra_in_the_same_schema(tmp_path, tiny_poo
     from sale.run import run
 
     def compose_run(method, *extra):
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = compose("config", overrides=[
-                "pool=tiny", "tasks=mixed", "tasks.per_bin=1", "tasks.bins=[1]", f"method={method}",
-                f"run.dir={tmp_path / method}", f"run.cache={tmp_path / 'calls.sqlite'}", "run.figure=false", *extra])
+        cfg = compose(*[
+            "pool=tiny", "tasks=mixed", "tasks.per_bin=1", "tasks.bins=[1]", f"method={method}",
+            f"run.dir={tmp_path / method}", f"run.cache={tmp_path / 'calls.sqlite'}", "run.figure=false", *extra])
         return pd.read_parquet(run(cfg) / "results.parquet")
 
     single = compose_run("single")
     schema = set(single.columns)
+    from sale.harness.runlog import code_version
+
+    assert (single["commit"] == code_version()["commit"]).all() and "dirty" in single  # the code of every task
     train = f"method.train_run={tmp_path / 'single'}"
     for method, extra in [("oracle", []), ("cascade", []), ("random", ["method.largest_shares=[0.5]"]),
                           ("knn", [train, "method.k=1", "method.thetas=[0.5]", "method.lambdas=[0,1]"]),
@@ -288,12 +283,26 @@ def test_every_baseline_runs_through_hydra_in_the_same_schema(tmp_path, tiny_poo
             assert (results.loc[results["arm"] == f"{method}:lambda=0", "agent"] == tiny_pool.names[0]).all()
 
 
-def test_only_sale_runs_are_tied_to_the_auction_config(tmp_path):
-    from sale.run import check_same_config
+@pytest.mark.parametrize("prompt", ["auction.prompts.bid", "agent.prompts.searcher.system"])
+def test_a_prompt_edit_does_not_resume_a_committed_run(prompt):
+    """Prompts are config: a rerun of the committed SALE run after a prompt edit is refused in one line that names
+    the prompt, instead of mixing tasks made under two prompts."""
+    from sale.harness.runner import check_same_config
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        single = compose("config", overrides=["method=single"])
-        sale = compose("config", overrides=["method=sale"])
+    cfg = compose("experiment=main", "method=sale")
+    OmegaConf.update(cfg, prompt, OmegaConf.select(cfg, prompt) + "Be brief.\n")
+    with pytest.raises(SystemExit) as refused:
+        check_same_config(DATA_DIR / "runs" / "main-sale-cpu", cfg, save=False)
+    message = str(refused.value)
+    assert f"made with other prompts ({prompt} changed)" in message and "run.name=" in message
+    assert "\n" not in message
+
+
+def test_only_sale_runs_are_tied_to_the_auction_config(tmp_path):
+    from sale.harness.runner import check_same_config
+
+    single = compose(*["method=single"])
+    sale = compose(*["method=sale"])
     check_same_config(tmp_path / "single", single)
     check_same_config(tmp_path / "sale", sale)
     for cfg in (single, sale):
@@ -313,11 +322,10 @@ def test_random_arm_matched_to_sale_replaces_the_previous_match(tmp_path, tiny_p
 
     def rerun_with_sale_share(agents):
         pd.DataFrame({"agent": agents}).to_parquet(sale_dir / "results.parquet")
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = compose("config", overrides=[
-                "pool=tiny", "tasks=mixed", "tasks.per_bin=1", "tasks.bins=[1]", "method=random",
-                "method.largest_shares=[0.5]", f"method.match_run={sale_dir}", f"run.dir={tmp_path / 'random'}",
-                f"run.cache={tmp_path / 'calls.sqlite'}", "run.figure=false"])
+        cfg = compose(*[
+            "pool=tiny", "tasks=mixed", "tasks.per_bin=1", "tasks.bins=[1]", "method=random",
+            "method.largest_shares=[0.5]", f"method.match_run={sale_dir}", f"run.dir={tmp_path / 'random'}",
+            f"run.cache={tmp_path / 'calls.sqlite'}", "run.figure=false"])
         return pd.read_parquet(run(cfg) / "results.parquet")
 
     first = rerun_with_sale_share([largest, cheaper, cheaper, cheaper])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sale import REPO_ROOT
-from sale.tools.sandbox import SandboxResult, isolation_mode, run_python
+from sale.tasks.sandbox import SandboxResult, isolation_mode, run_python
 
 ISOLATED = isolation_mode() in ("root", "user")
 needs_namespaces = pytest.mark.skipif(
@@ -164,7 +164,7 @@ USER_MODE_SCRIPT = """
 import json, os, sys
 sys.path.insert(0, sys.argv[1])
 try:
-    from sale.tools.sandbox import isolation_mode, run_python
+    from sale.tasks.sandbox import isolation_mode, run_python
 except (ImportError, OSError) as error:
     sys.exit(print(json.dumps({"skip": f"cannot import the package as nobody: {error}"})))
 outcome = {"mode": isolation_mode()}

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from sale import REPO_ROOT
-from sale.runlog import Journal
+from sale.harness.runlog import Journal
 
 pytestmark = pytest.mark.models
 

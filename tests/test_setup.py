@@ -7,11 +7,11 @@ import sys
 import textwrap
 
 import pytest
-import yaml
 
-from sale import CONF_DIR, REPO_ROOT
-from sale.engine_check import cpu_summary, describe_death, smallest_local_agent
-from sale.llm import Pool
+from sale import REPO_ROOT
+from sale.llm.engine_check import cpu_summary, describe_death, smallest_local_agent
+from sale.llm import Pool, load_pool
+from sale.config import pool_config
 
 # A stand-in for xllamacpp whose Server dies as an engine built for another CPU does: an illegal instruction.
 CRASHING_ENGINE = textwrap.dedent("""
@@ -81,14 +81,14 @@ def test_the_default_install_compiles_nothing():
 
 
 def test_call_cache_keys_on_the_engine():
-    cpu = Pool.from_config(yaml.safe_load((CONF_DIR / "pool" / "cpu.yaml").read_text()))
-    other = Pool.from_config(yaml.safe_load((CONF_DIR / "pool" / "cpu_llamacpp.yaml").read_text()))
+    cpu = load_pool("cpu")
+    other = load_pool("cpu_llamacpp")
     agent = "qwen2.5-coder-0.5b"
     assert cpu.model_key(agent) != other.model_key(agent)
     assert cpu.model_key(agent).startswith("xllamacpp==") and "sha256:1d9614638d18" in cpu.model_key(agent)
     assert other.model_key(agent).startswith("llamacpp")
     # An option that changes what the model writes changes the key; one that only changes speed does not.
-    cfg = yaml.safe_load((CONF_DIR / "pool" / "cpu.yaml").read_text())
+    cfg = pool_config("cpu")
     cfg["agents"][agent]["entropy_estimator"] = "renormalised"
     assert Pool.from_config(cfg).model_key(agent) != cpu.model_key(agent)
     cfg["agents"][agent].pop("entropy_estimator")

@@ -1,10 +1,9 @@
 """Task sets: the committed tau tables, bins and splits, and load_tasks (directly and through the Hydra configs)."""
 
-import hydra
+from sale.config import compose
 import pytest
 import yaml
 
-from sale import CONF_DIR
 from sale.tasks import humaneval, load_tasks, phantomwiki
 from sale.tasks.base import N_BINS
 from sale.tasks.humaneval import bin_of, load_humaneval
@@ -133,9 +132,8 @@ def test_load_tasks_rejects_bad_config(bad, message):
 
 
 def test_hydra_task_configs_compose_and_load():
-    with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = hydra.compose("config", overrides=["tasks=mixed", "tasks.per_bin=2", "tasks.split=train"])
-        single = {name: hydra.compose("config", overrides=[f"tasks={name}"]).tasks for name in ("humaneval", "phantomwiki")}
+    cfg = compose(*["tasks=mixed", "tasks.per_bin=2", "tasks.split=train"])
+    single = {name: compose(*[f"tasks={name}"]).tasks for name in ("humaneval", "phantomwiki")}
     tasks = load_tasks(cfg.tasks)
     assert cfg.tasks.name == "mixed" and len(tasks) == 2 * N_BINS * 2
     assert {t.split for t in tasks} == {"train"} and {t.domain for t in tasks} == {"coding", "search"}

@@ -7,17 +7,17 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from sale import CONF_DIR
-from sale.llm import Pool
+from sale.llm import Pool, load_pool
 from sale.llm.base import split_thinking
-from sale.placement import PlacementError, parse_gpus, plan, pool_footprints
-from sale.transformers_check import conversation, jury_prompts
+from sale.llm.placement import PlacementError, parse_gpus, plan, pool_footprints
+from sale.harness.transformers_check import conversation, jury_prompts
+from sale.config import compose, pool_config
 
 DIGITS = [str(d) for d in range(6)]
 
 
 def _pool(name: str, **kw) -> Pool:
-    return Pool.from_config(yaml.safe_load((CONF_DIR / "pool" / f"{name}.yaml").read_text()), **kw)
+    return load_pool(name, **kw)
 
 
 def _turns(llm, prompts, reuse: bool) -> list[str]:
@@ -54,19 +54,20 @@ def test_jury_batches_per_juror_and_logs_one_call_per_rating(tiny_pool):
 
     from sale.auction.bids import Bid
     from sale.auction.jury import rate
-    from sale.ledger import Ledger
+    from sale.harness.ledger import Ledger
     from sale.tasks import Task
 
     task = Task("t/1", "coding", "Write a function that returns the sum of a list.")
     bids = [Bid(agent=a, plan=p, tokens=5, entropy=1.0) for a, p in
             zip(tiny_pool.names, ["sum it", "loop and add", "use reduce"])]
     ledger = Ledger(tiny_pool)
-    scores = rate(ledger, tiny_pool.names, task, bids, DIGITS, random.Random(0))
+    prompts = compose().auction.prompts
+    scores = rate(ledger, tiny_pool.names, task, bids, DIGITS, random.Random(0), prompts=prompts)
     assert len(ledger.calls) == 9 and all(c["phase"] == "jury" for c in ledger.calls)
     for (juror, i), s in scores.items():  # equal to rating each plan alone
         from sale.auction.jury import jury_messages
 
-        alone = tiny_pool.llm(juror).llm.score_options(jury_messages(task, bids[i].plan), DIGITS)
+        alone = tiny_pool.llm(juror).llm.score_options(jury_messages(task, bids[i].plan, prompts), DIGITS)
         assert s.expected_value() == pytest.approx(alone.expected_value(), abs=1e-3)
 
 
@@ -94,7 +95,7 @@ def test_stop_strings_count_only_after_the_thinking_block(tiny_pool):
 
 
 def test_call_cache_key_covers_thinking_dtype_and_template_kwargs_but_not_execution_options():
-    base = yaml.safe_load((CONF_DIR / "pool" / "qwen3.yaml").read_text())
+    base = pool_config("qwen3")
 
     def key(**changes):
         cfg = yaml.safe_load(yaml.safe_dump(base))
@@ -109,7 +110,7 @@ def test_call_cache_key_covers_thinking_dtype_and_template_kwargs_but_not_execut
 
 
 def test_placement_qwen3_on_one_80gb_gpu_swaps_and_on_four_stays_resident():
-    fps = pool_footprints(yaml.safe_load((CONF_DIR / "pool" / "qwen3.yaml").read_text()))
+    fps = pool_footprints(pool_config("qwen3"))
     assert fps["qwen3-32b"].params_b == pytest.approx(32.76, abs=0.01)  # counted from conf/arch, not params_b
     one = plan(fps, parse_gpus("1x80GB"))
     assert set(one.where) == set(fps) and one.on_demand and one.swap_gb_per_task() > 0
@@ -123,9 +124,9 @@ def test_placement_qwen3_on_one_80gb_gpu_swaps_and_on_four_stays_resident():
 
 
 def test_placement_refuses_what_cannot_fit_with_a_clear_message(capsys):
-    from sale.assets import main
+    from sale.llm.assets import main
 
-    fps = pool_footprints(yaml.safe_load((CONF_DIR / "pool" / "qwen3.yaml").read_text()))
+    fps = pool_footprints(pool_config("qwen3"))
     with pytest.raises(PlacementError, match="(?s)cannot place 'qwen3-32b'.*fix:"):
         plan(fps, parse_gpus("1x40GB"))
     assert main(["plan", "pool=qwen3", "gpus=1x40GB"]) == 2
@@ -151,7 +152,7 @@ def test_agents_loaded_on_demand_answer_as_resident_ones(tiny_pool):
 
 @pytest.mark.models
 def test_transformers_agrees_with_llamacpp_on_the_same_file():
-    from sale.transformers_check import agreement
+    from sale.harness.transformers_check import agreement
 
     _, small = agreement("smollm2-135m", n_prompts=20, max_tokens=16, n_jury=10)
     _, qwen = agreement("qwen2.5-coder-0.5b", n_prompts=5, max_tokens=16, n_jury=10)
@@ -164,7 +165,7 @@ def test_transformers_agrees_with_llamacpp_on_the_same_file():
 
 @pytest.mark.models
 def test_real_weights_kv_reuse_and_batched_jury_are_exact():
-    from sale.transformers_check import jury_batch_speedup, kv_reuse_speedup, load
+    from sale.harness.transformers_check import jury_batch_speedup, kv_reuse_speedup, load
 
     llm = load("cpu_hf", "qwen2.5-coder-0.5b")
     assert jury_batch_speedup(llm, n_plans=3, reps=1)["max_abs_gap"] < 1e-3

@@ -17,15 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sale import CONF_DIR
+from sale.config import compose
 
 
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return hydra_compose("config", overrides=overrides)
 
 
 def side_by_side(sale: pd.DataFrame, largest: pd.DataFrame, largest_name: str) -> pd.DataFrame:
@@ -90,14 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from sale.concurrency import Interrupted
+    from sale.harness.concurrency import Interrupted
     from sale.llm import LLMError
     from sale.run import run
-    from sale.runlog import load_logs
-    from sale.summary import _fmt
+    from sale.harness.runlog import load_logs
+    from sale.analysis.summary import _fmt
 
-    sale_cfg = compose(["experiment=demo", *argv])
-    largest_cfg = compose(["experiment=demo", *argv, "method=single", "method.agents=largest"])
+    sale_cfg = compose("experiment=demo", *argv)
+    largest_cfg = compose("experiment=demo", *argv, "method=single", "method.agents=largest")
     OmegaConf.set_struct(largest_cfg, False)
     largest_cfg.run.dir = f"{sale_cfg.run.dir}-largest"
     largest_cfg.run.name = f"{sale_cfg.run.name}-largest"

@@ -54,7 +54,7 @@ def collect_features(cfg: DictConfig, pool, tasks, cache) -> pd.DataFrame:
     from sale.auction.jury import rate
     from sale.auction.sale import jurors_for
     from sale.auction.weights import cost_feature
-    from sale.ledger import Ledger
+    from sale.harness.ledger import Ledger
 
     auction = cfg.auction
     if not auction.jury.self_evaluation:
@@ -66,10 +66,10 @@ def collect_features(cfg: DictConfig, pool, tasks, cache) -> pd.DataFrame:
     rows = []
     for task in tqdm(tasks, desc="auction features (bids + jury)", unit="task", dynamic_ncols=True, file=sys.stdout):
         ledger = root.for_task(task_id=task.id)
-        messages = bid_messages(task, cap)
+        messages = bid_messages(task, cap, auction.prompts)
         bids = [make_bid(ledger, agent, task, cap, messages) for agent in pool.names]
         scores = rate(ledger, jurors, task, bids, list(auction.jury.options),
-                      random.Random(f"{cfg.seed}/fit/{task.id}"))
+                      random.Random(f"{cfg.seed}/fit/{task.id}"), prompts=auction.prompts)
         for i, b in enumerate(bids):
             rows.append({"task_id": task.id, "domain": task.domain, "bin": task.bin, "agent": b.agent,
                          "bid_tokens": b.tokens, "cost": cost_feature(pool.spec(b.agent).price, max_price, b.tokens, cap),
@@ -103,7 +103,7 @@ def juror_costs(features: pd.DataFrame, jurors: list[str], run: str | None = Non
         raise ValueError("the features have no jury_usd_<juror> columns (made before the fit recorded the jury's "
                          "cost): rerun python -m sale.fit to collect them, or set fit.juror_cost_run to a SALE run "
                          "directory to measure each juror's cost there")
-    from sale.runlog import load_logs
+    from sale.harness.runlog import load_logs
 
     calls = load_logs(run)["calls"]
     if calls.empty or not (calls["phase"] == "jury").any():
@@ -187,7 +187,7 @@ def train_features(cfg: DictConfig, pool) -> pd.DataFrame:
     """SPEC §4 steps 1-2: the train tasks every agent ran (fit.train_run), each bid's features and every juror's
     rating (collect_features), joined to each agent's outcome and execution cost there."""
     from sale.llm.cache import open_cache
-    from sale.runlog import load_logs
+    from sale.harness.runlog import load_logs
     from sale.tasks import load_tasks
 
     train = load_logs(cfg.fit.train_run)["results"]

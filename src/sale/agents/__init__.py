@@ -1,14 +1,11 @@
-"""Agent scaffolds: the coding agent and the deep-search agent. Prompts live in conf/prompts/."""
+"""Agent scaffolds: the coding agent and the deep-search agent. Their prompts are config (conf/prompts/, composed
+into `agent.prompts` and saved with every run) and are passed in by the caller."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-import yaml
-
-from sale import CONF_DIR
 
 
 @dataclass
@@ -22,20 +19,16 @@ class AgentResult:
     forced: bool = False  # search: the answer came on the last turn, after the scaffold demanded one
 
 
-@lru_cache(maxsize=None)
-def load_prompts(name: str) -> dict[str, str]:
-    return yaml.safe_load((CONF_DIR / "prompts" / f"{name}.yaml").read_text())
-
-
-def run_agent(ledger, agent: str, task, plan: str | None = None, max_turns: int | None = None,
+def run_agent(ledger, agent: str, task, plan: str | None = None, *, prompts, max_turns: int | None = None,
               max_tokens: int = 512, **search_options) -> AgentResult:
     """Run `agent`'s scaffold to completion on `task`, with an optional plan (the winning bid) in its prompt.
-    search_options go to the deep-search agent (`agent.search` in conf/config.yaml)."""
+    prompts: the config's `agent.prompts` (one set per scaffold: coder, searcher). search_options go to the
+    deep-search agent (`agent.search` in conf/config.yaml)."""
     if task.domain == "coding":
         from sale.agents.coder import run_coder
 
-        return run_coder(ledger, agent, task, plan, max_turns=max_turns or 3, max_tokens=max_tokens)
+        return run_coder(ledger, agent, task, plan, prompts["coder"], max_turns=max_turns or 3, max_tokens=max_tokens)
     from sale.agents.searcher import run_searcher
 
-    return run_searcher(ledger, agent, task, plan, max_turns=max_turns or 16, max_tokens=max_tokens,
+    return run_searcher(ledger, agent, task, plan, prompts["searcher"], max_turns=max_turns or 16, max_tokens=max_tokens,
                         **search_options)

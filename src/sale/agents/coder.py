@@ -6,8 +6,8 @@ import doctest
 import json
 import re
 
-from sale.agents import AgentResult, load_prompts
-from sale.tools.sandbox import run_python
+from sale.agents import AgentResult
+from sale.tasks.sandbox import run_python
 
 CODE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
 RESULT_MARK = "__SALE_EXAMPLE__"
@@ -98,8 +98,9 @@ def run_examples(code: str, prompt: str, entry_point: str | None = None, timeout
     return False, "\n".join(f"{l['call']} returned {l['got']}, expected {l['want']}" for l in failed[:5])
 
 
-def run_coder(ledger, agent: str, task, plan: str | None, max_turns: int = 3, max_tokens: int = 512) -> AgentResult:
-    p = load_prompts("coder")
+def run_coder(ledger, agent: str, task, plan: str | None, prompts, max_turns: int = 3,
+              max_tokens: int = 512) -> AgentResult:
+    p = prompts  # conf/prompts/coder.yaml, as composed into the run's config
     prompt, entry_point = task.payload["prompt"], task.payload["entry_point"]
     plan_section = p["plan_section"].format(plan=plan.strip()) if plan else ""
     messages = [{"role": "system", "content": p["system"]},

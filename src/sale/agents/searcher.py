@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import re
 
-from sale.agents import AgentResult, load_prompts
+from sale.agents import AgentResult
 from sale.tools.relations import Chain, FamilyGraph
 from sale.tools.search import SearchIndex
 
@@ -83,10 +83,10 @@ def shorten(tool: str, observation: str) -> str:
     return observation
 
 
-def trim(messages: list[dict], observations: list[tuple[int, str, str]], budget_chars: int) -> None:
-    """Shorten the oldest observations (message index, tool, full text) in place until the trace fits."""
+def trim(messages: list[dict], observations: list[tuple[int, str, str]], budget_chars: int, template: str) -> None:
+    """Shorten the oldest observations (message index, tool, full text) in place until the trace fits; `template`
+    is the prompt an observation is shown in."""
     size = sum(len(m["content"]) for m in messages)
-    template = load_prompts("searcher")["observation"]
     for idx, tool, text in observations[:-KEEP_RECENT] if KEEP_RECENT else observations:
         if size <= budget_chars:
             return
@@ -118,9 +118,9 @@ def run_tool(tool: str, arg: str, universe: str, search_k: int, chain: Chain | N
     return index.open(arg)
 
 
-def run_searcher(ledger, agent: str, task, plan: str | None, max_turns: int = 16, max_tokens: int = 192,
+def run_searcher(ledger, agent: str, task, plan: str | None, prompts, max_turns: int = 16, max_tokens: int = 192,
                  search_k: int = 3, context_chars: int = 12000, progress: bool = True) -> AgentResult:
-    p = load_prompts("searcher")
+    p = prompts  # conf/prompts/searcher.yaml, as composed into the run's config
     universe = task.payload["universe"]
     question = task.payload["question"]
     plan_section = p["plan_section"].format(plan=plan.strip()) if plan else ""
@@ -137,7 +137,7 @@ def run_searcher(ledger, agent: str, task, plan: str | None, max_turns: int = 16
         last = turn == max_turns or stuck >= STUCK_LIMIT
         if last:
             messages[-1] = {**messages[-1], "content": messages[-1]["content"] + "\n" + p["last_turn"]}
-        trim(messages, observations, budget)
+        trim(messages, observations, budget, p["observation"])
         reply = ledger.generate(agent, "execute", messages, max_tokens=max_tokens,
                                 stop=["Observation:", "\nThought:"]).text
         trajectory.append({"role": "assistant", "content": reply})

@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from sale.agents import load_prompts
 from sale.auction.weights import Weights, cost_feature
 
 
@@ -65,8 +64,9 @@ def bid_stop(bid_max_tokens: int) -> list[str]:
             "\n   *", "\n    *", "```", "\n\n"]
 
 
-def bid_messages(task, bid_max_tokens: int) -> list[dict]:
-    p = load_prompts("auction")
+def bid_messages(task, bid_max_tokens: int, prompts) -> list[dict]:
+    """The bid prompt; prompts: the config's `auction.prompts` (conf/prompts/auction.yaml)."""
+    p = prompts
     return [{"role": "system", "content": p["bid_system"]},
             {"role": "user", "content": p["bid"].format(domain=task.domain, description=task.description.strip(),
                                                        tools=p["tools"][task.domain],
@@ -75,16 +75,14 @@ def bid_messages(task, bid_max_tokens: int) -> list[dict]:
                                                        max_words=max_words(bid_max_tokens))}]
 
 
-def generate_bid(ledger, agent: str, task, bid_max_tokens: int, messages: list[dict] | None = None,
-                 refined: bool = False):
+def generate_bid(ledger, agent: str, task, bid_max_tokens: int, messages: list[dict], refined: bool = False):
     """The generation of a bid (or a refined bid) from `agent`, at most bid_max_tokens long; it stops by itself at
     the end of a numbered plan of max_steps steps (bid_stop)."""
-    return ledger.generate(agent, "refine" if refined else "bid", messages or bid_messages(task, bid_max_tokens),
+    return ledger.generate(agent, "refine" if refined else "bid", messages,
                            max_tokens=bid_max_tokens, stop=bid_stop(bid_max_tokens))
 
 
-def make_bid(ledger, agent: str, task, bid_max_tokens: int, messages: list[dict] | None = None,
-             refined: bool = False) -> Bid:
+def make_bid(ledger, agent: str, task, bid_max_tokens: int, messages: list[dict], refined: bool = False) -> Bid:
     """A bid (or a refined bid) from `agent`: generate_bid's plan, |s| and H(s)."""
     return bid_from_generation(agent, generate_bid(ledger, agent, task, bid_max_tokens, messages, refined), refined)
 

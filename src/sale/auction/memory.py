@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sale.agents import load_prompts
 from sale.auction.bids import Bid
 
 LABELS = ("auction", "outcome")
@@ -91,8 +90,8 @@ def why(loser: Bid, winner: Bid, label: str) -> str:
     return (", ".join(reasons) or "it had the better overall score") + "."
 
 
-def format_pairs(pairs: list[Pair], max_chars: int = 600) -> str:
-    p = load_prompts("auction")
-    return "\n".join(p["pair"].format(task=pair.task.strip()[:max_chars], loser=pair.loser.plan[:max_chars],
+def format_pairs(pairs: list[Pair], prompts, max_chars: int = 600) -> str:
+    """The contrastive pairs shown to a refining bidder; prompts: the config's `auction.prompts`."""
+    return "\n".join(prompts["pair"].format(task=pair.task.strip()[:max_chars], loser=pair.loser.plan[:max_chars],
                                       loser_score=pair.loser.score, winner=pair.winner.plan[:max_chars],
                                       winner_score=pair.winner.score, why=pair.why) for pair in pairs)

@@ -1,5 +1,5 @@
 """One SALE auction for one task (SPEC §3): bids, cost, jury, value, provisional winner, refinement by cheaper
-agents from the shared memory, final winner. Execution and the memory update are the caller's (sale.methods)."""
+agents from the shared memory, final winner. Execution and the memory update are the caller's (sale.harness.methods)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sale.agents import load_prompts
 from sale.auction.bids import Bid, bid_messages, impute_own_ratings, make_bid, max_words, score_bid
 from sale.auction.jury import rate
 from sale.auction.memory import AuctionMemory, format_pairs
@@ -44,8 +43,8 @@ def jurors_for(cfg, pool_names: list[str]) -> list[str]:
     return list(cfg.jury.jurors)
 
 
-def refine_messages(task, bid: Bid, pairs_text: str, bid_max_tokens: int) -> list[dict]:
-    p = load_prompts("auction")
+def refine_messages(task, bid: Bid, pairs_text: str, bid_max_tokens: int, prompts) -> list[dict]:
+    p = prompts
     fields = dict(domain=task.domain, description=task.description.strip(), tools=p["tools"][task.domain],
                   plan=bid.plan or "(empty)", max_words=max_words(bid_max_tokens), pairs=pairs_text)
     template = p["refine"] if pairs_text else p["refine_no_memory"]
@@ -63,7 +62,7 @@ def run_auction(ledger, pool, task, task_embedding: np.ndarray, memory: AuctionM
     scored: list[Bid] = []
 
     def score_all(bids: list[Bid]) -> None:
-        rate(ledger, jurors, task, bids, list(cfg.jury.options), rng, self_evaluation=cfg.jury.self_evaluation,
+        rate(ledger, jurors, task, bids, list(cfg.jury.options), rng, prompts=cfg.prompts, self_evaluation=cfg.jury.self_evaluation,
              skip=idle)
         scored.extend(bids)
         if not cfg.jury.self_evaluation:
@@ -71,7 +70,7 @@ def run_auction(ledger, pool, task, task_embedding: np.ndarray, memory: AuctionM
         for b in bids:
             score_bid(b, weights, pool.spec(b.agent).price, max_price, cap, use_entropy=cfg.entropy.enabled)
 
-    messages = bid_messages(task, cap)
+    messages = bid_messages(task, cap, cfg.prompts)
     bids = ledger.map(lambda lg, agent: make_bid(lg, agent, task, cap, messages), names)
     score_all(bids)
     provisional = argmin_score(bids, list(range(len(bids))), rank)
@@ -82,7 +81,8 @@ def run_auction(ledger, pool, task, task_embedding: np.ndarray, memory: AuctionM
         prompts = []
         for agent in cheaper:
             pairs = memory.pairs_for(agent, task_embedding) if cfg.memory.enabled else []
-            prompts.append((agent, refine_messages(task, bids[rank[agent]], format_pairs(pairs), cap)))
+            prompts.append((agent, refine_messages(task, bids[rank[agent]], format_pairs(pairs, cfg.prompts), cap,
+                                                   cfg.prompts)))
         refined = ledger.map(lambda lg, p: make_bid(lg, p[0], task, cap, p[1], refined=True), prompts)
         score_all(refined)
         bids.extend(refined)

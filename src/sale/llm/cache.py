@@ -249,13 +249,10 @@ def main(argv: list[str] | None = None) -> None:
                              "cache file that served this pool alone")
     args = parser.parse_args(argv)
 
-    from hydra import compose, initialize_config_dir
-
-    from sale import CONF_DIR
+    from sale.config import compose
     from sale.llm import Pool
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("config", overrides=[f"pool={args.pool}"])
+    cfg = compose(f"pool={args.pool}")
     pool = Pool.from_config(cfg.pool)
     models = {pool.model_key(name) for name in pool.names}
     cache_path = args.cache or cfg.run.cache

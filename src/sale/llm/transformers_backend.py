@@ -11,7 +11,7 @@ Three things make it usable for agent loops and juries, and none changes what it
   and out of the entropies, but its tokens count in completion_tokens, so they are charged.
 
 On CUDA the defaults are bfloat16 and SDPA attention. `device_map`/`max_memory` pass through to from_pretrained,
-to spread one model over several GPUs (sale.placement plans them).
+to spread one model over several GPUs (sale.llm.placement plans them).
 """
 
 from __future__ import annotations

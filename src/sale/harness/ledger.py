@@ -39,7 +39,7 @@ class Ledger:
         """[fn(ledger, x) for x in items], concurrently up to the pool's concurrency (independent calls, e.g. an
         auction's bids). Each item's calls are recorded in item order, whatever order they finished in, so the
         log of a task does not depend on the concurrency."""
-        from sale.concurrency import parallel_map
+        from sale.harness.concurrency import parallel_map
 
         children = [self.for_task() for _ in items]
         results = parallel_map(lambda pair: fn(*pair), list(zip(children, items)), self.pool.concurrency)

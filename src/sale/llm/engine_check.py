@@ -2,8 +2,8 @@
 child process, so that a crash (an illegal instruction, a segfault) stops set-up with a message instead of
 killing a test or a run halfway.
 
-    python -m sale.engine_check              # pool=cpu; skipped when this machine already passed (a stamp)
-    python -m sale.engine_check pool=cpu --force
+    python -m sale.llm.engine_check              # pool=cpu; skipped when this machine already passed (a stamp)
+    python -m sale.llm.engine_check pool=cpu --force
 
 scripts/setup.sh runs it after installing. The stamp ($VENV/.sale-engine-ok) names the engine version, the
 model and the CPU's flags, so moving the environment to another CPU runs the check again.
@@ -20,9 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 
-from sale import CONF_DIR
 from sale.llm import engine_id
 
 LOCAL_ENGINES = ("xllamacpp", "llamacpp")
@@ -49,11 +47,12 @@ def cpu_summary() -> tuple[str, list[str]]:
 
 def smallest_local_agent(pool_name: str) -> tuple[str, str] | None:
     """(agent, backend) of the pool's smallest agent run by a local llama.cpp engine, or None if it has none."""
-    path = CONF_DIR / "pool" / f"{pool_name}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in (CONF_DIR / "pool").glob("*.yaml"))
-        raise SystemExit(f"error: unknown pool {pool_name!r}; known pools: {known}")
-    agents = yaml.safe_load(path.read_text())["agents"]
+    from sale.config import ConfigError, pool_config
+
+    try:
+        agents = pool_config(pool_name)["agents"]
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
     local = [(spec.get("params_b", 0), name, spec["backend"]) for name, spec in agents.items()
              if spec.get("backend") in LOCAL_ENGINES]
     return min(local)[1:] if local else None
@@ -100,9 +99,9 @@ def failure_message(agent: str, backend: str, how: str, output: str) -> str:
 
 
 def child(agent: str, pool_name: str) -> None:
-    from sale.llm import Pool
+    from sale.llm import load_pool
 
-    pool = Pool.from_config(yaml.safe_load((CONF_DIR / "pool" / f"{pool_name}.yaml").read_text()))
+    pool = load_pool(pool_name)
     gen = pool.llm(agent).generate([{"role": "user", "content": "Say hello."}], max_tokens=4)
     if gen.completion_tokens < 1:
         raise SystemExit(f"{agent} generated no token")
@@ -120,7 +119,7 @@ def check(pool_name: str, stamp: Path | None, force: bool = False) -> int:
         return 0
     if stamp is not None:
         stamp.unlink(missing_ok=True)  # only a pass below writes it again
-    cmd = [sys.executable, "-m", "sale.engine_check", f"pool={pool_name}", "--child", agent]
+    cmd = [sys.executable, "-m", "sale.llm.engine_check", f"pool={pool_name}", "--child", agent]
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired as e:
@@ -139,7 +138,7 @@ def check(pool_name: str, stamp: Path | None, force: bool = False) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sale.engine_check", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m sale.llm.engine_check", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("pool", nargs="?", default="pool=cpu", help="pool=<name> (a file in conf/pool/); default cpu")
     ap.add_argument("--stamp", type=Path, help="remember a pass here, and skip the check while it still holds")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sale.metrics import blended_price_per_mtok
+from sale.analysis.metrics import blended_price_per_mtok
 
 
 def summary_table(results: pd.DataFrame, largest: str) -> pd.DataFrame:

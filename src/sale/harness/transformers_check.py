@@ -15,9 +15,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import yaml
 
-from sale import CONF_DIR
 
 PROMPTS = [
     "Write a Python function that returns the sum of a list of numbers.",
@@ -52,9 +50,9 @@ JURY_PLANS = [
 
 
 def load(pool_name: str, agent: str, **overrides):
-    from sale.llm import AgentSpec, Pool, load_backend
+    from sale.llm import AgentSpec, load_backend, load_pool
 
-    pool = Pool.from_config(yaml.safe_load((CONF_DIR / "pool" / f"{pool_name}.yaml").read_text()))
+    pool = load_pool(pool_name)
     spec = pool.spec(agent)
     return load_backend(AgentSpec(spec.name, spec.backend, spec.params_b, spec.price, {**spec.options, **overrides}),
                         pool_name=pool_name)
@@ -66,11 +64,14 @@ def _msgs(prompt: str) -> list[dict]:
 
 def jury_prompts(n: int) -> list[list[dict]]:
     from sale.auction.jury import jury_messages
+    from sale.config import compose
     from sale.tasks import Task
+
+    prompts = compose().auction.prompts
 
     tasks = [Task("check/sum", "coding", "Write a function that returns the sum of a list."),
              Task("check/median", "coding", "Write a function that returns the median of a list.")]
-    out = [jury_messages(t, p) for t in tasks for p in JURY_PLANS]
+    out = [jury_messages(t, p, prompts) for t in tasks for p in JURY_PLANS]
     return out[:n]
 
 

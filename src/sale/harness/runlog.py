@@ -1,9 +1,10 @@
 """Run directories: a crash-safe journal, and the parquet logs written from it.
 
     runs/<name>/
-      config.yaml        the resolved config of the run (a rerun with another config is refused)
+      config.yaml        the resolved config of the run, prompts included (a rerun with another config is refused)
       journal.jsonl      append-only; one line per finished (arm, order, task): its result, calls and bids
-      results.parquet    one row per (arm, order, task): who executed, passed, tokens, $, turns, trajectory
+      results.parquet    one row per (arm, order, task): who executed, passed, tokens, $, turns, trajectory, and
+                         the code that made it (commit; dirty: src/ or conf/ differed from that commit)
       calls.parquet      one row per LLM call: phase, agent, prompt/completion tokens, $, latency, entropy
       bids.parquet       SALE only: one row per bid: C, H, each juror's gamma, V, score, winner flags
       .hydra/            Hydra's own record of the command line
@@ -23,19 +24,35 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import subprocess
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
-from sale import StorageError
+from sale import REPO_ROOT, StorageError, __version__
 
 LOGS = ("results", "calls", "bids")
 UNREADABLE = "journal.unreadable.jsonl"
 
 
 DATA_DIR_PREFIX = "${data_dir}/"
+
+
+def code_version() -> dict:
+    """What code runs: the checkout's commit and whether src/ or conf/ differ from it (dirty), journalled with every
+    task. Outside a git checkout (an installed package): the package version and dirty None."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=30,
+                              check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--", "src", "conf"))
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": f"sale=={__version__}", "dirty": None}
+    return {"commit": commit, "dirty": dirty}
 
 
 def relative_to_data_dir(value, data_dir: str):

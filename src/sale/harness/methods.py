@@ -3,7 +3,7 @@
 A method has arms (e.g. one per agent for `single`, one per threshold for a router sweep). The runner calls
 `start(arm, order, history)` before each task stream (history = that stream's journalled records, so state such
 as SALE's memory is rebuilt on resume) and `run(arm, order, task, ledger)` for each task. `run` may be called from
-several threads at once (sale.concurrency): for different tasks of a method that is not `sequential`, and for
+several threads at once (sale.harness.concurrency): for different tasks of a method that is not `sequential`, and for
 different (arm, order) streams of one that is; state must therefore live per (arm, order).
 """
 
@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import asdict
 
 import numpy as np
-import pandas as pd
 
 from sale.agents import run_agent
-from sale.graders import completion_from_code, grade_answer, grade_humaneval
-from sale.ledger import Ledger
+from sale.tasks.graders import completion_from_code, grade_answer, grade_humaneval
+from sale.harness.ledger import Ledger
 
 # ----------------------------------------------------------------------------------------- execution
 
@@ -35,7 +33,7 @@ def execute(ledger: Ledger, agent: str, task, plan: str | None, agent_cfg) -> di
     """Run agent's scaffold on task (with an optional plan) and grade it. Returns the execution's result fields."""
     t0 = time.perf_counter()
     options = dict(agent_cfg.get("search") or {}) if task.domain == "search" else {}
-    res = run_agent(ledger, agent, task, plan, max_turns=int(agent_cfg.max_turns[task.domain]),
+    res = run_agent(ledger, agent, task, plan, prompts=agent_cfg.prompts, max_turns=int(agent_cfg.max_turns[task.domain]),
                     max_tokens=int(agent_cfg.max_tokens[task.domain]), **options)
     g = grade(task, res.output)
     return {"agent": agent, "passed": bool(g.passed), "grade_status": g.status, "output": res.output,
@@ -208,7 +206,7 @@ class RandomRouter(Method):
     def __init__(self, cfg, pool, agent_cfg, seed: int):
         shares = [float(s) for s in cfg.largest_shares]
         if cfg.get("match_run"):
-            from sale.runlog import load_logs
+            from sale.harness.runlog import load_logs
 
             sale = load_logs(cfg.match_run)["results"]
             if not sale.empty:
@@ -233,7 +231,7 @@ class LearnedRouter(Method):
     def __init__(self, cfg, pool, agent_cfg, embedder):
         from sale.routers.knn import KNNRouter
         from sale.routers.mlc import MLCRouter
-        from sale.runlog import load_logs
+        from sale.harness.runlog import load_logs
 
         self.pool, self.agent_cfg, self.embedder = pool, agent_cfg, embedder
         train = load_logs(cfg.train_run)["results"]

@@ -1,0 +1,1 @@
+"""Analysis of finished runs: metrics, the end-of-run summary, and the tables and counterfactuals the notebooks draw."""

@@ -1,0 +1,69 @@
+"""The one way to read the project's config (conf/): compose it as `python -m sale.run` would, list a group's
+options, and read one pool file. Scripts, notebooks and tests use these, so a renamed key or group breaks them all
+at once, with the same message.
+
+    cfg = compose("experiment=demo", "run.limit=2")     # what `python -m sale.run experiment=demo run.limit=2` runs
+    pool_config("cpu")                                   # conf/pool/cpu.yaml as a dict (sale.llm.load_pool builds it)
+    options("method")                                    # ['cascade', 'knn', 'mlc', ...]
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import yaml
+from omegaconf import DictConfig
+
+from sale import CONF_DIR
+
+# Config groups a user picks from on the command line (conf/<group>/<option>.yaml); prompts are composed with the
+# agents and the auction, not chosen.
+GROUPS = ("pool", "tasks", "method", "auction", "experiment", "ablation")
+
+
+class ConfigError(ValueError):
+    """A config that names something that does not exist; the message says what does."""
+
+
+def options(group: str) -> list[str]:
+    """The options of a config group: the names of conf/<group>/*.yaml."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def closest(name: str, known: list[str]) -> str:
+    """' (did you mean X?)' for the known name closest to `name`, or ''."""
+    match = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    return f" (did you mean {match[0]}?)" if match else ""
+
+
+def check_option(group: str, name: str) -> None:
+    """Raise ConfigError, naming the closest option and every known one, when conf/<group>/<name>.yaml is missing."""
+    known = options(group)
+    if name not in known:
+        raise ConfigError(f"unknown {group} {name!r}{closest(str(name), known)}; known: {', '.join(known)}")
+
+
+def pool_config(name: str) -> dict:
+    """conf/pool/<name>.yaml as a plain dict, after checking the pool exists."""
+    check_option("pool", name)
+    return yaml.safe_load((CONF_DIR / "pool" / f"{name}.yaml").read_text())
+
+
+def compose(*overrides: str, return_hydra_config: bool = False,
+            config_dir: str | Path = CONF_DIR) -> DictConfig:
+    """The config `python -m sale.run <overrides>` would run with (Hydra's compose API, no run directory made).
+    A bad group option raises ConfigError with the closest option. return_hydra_config adds the `hydra` node
+    (launcher, sweeper) as `--cfg hydra` shows it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key in GROUPS and value and "," not in value and value != "null":
+            check_option(key, value)
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app: its search path is this conf dir
+        return hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
+    with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+        return hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
