@@ -3,17 +3,25 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup test test-fast demo figures bench llamacpp help
+.PHONY: setup dev-setup lint test test-fast demo figures bench llamacpp help
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
 setup:  ## venv + package (prebuilt wheels) + cpu-pool model files + engine check (idempotent)
 	@bash scripts/setup.sh
 
-test: setup  ## the whole test suite, real-model tests included (what CI runs)
+dev-setup:
+	@EXTRAS=cluster,dev bash scripts/setup.sh
+
+lint: dev-setup  ## ruff (lint and format check) and mypy
+	$(PY) -m ruff check src scripts tests
+	$(PY) -m ruff format --check src scripts tests
+	$(PY) -m mypy
+
+test: dev-setup  ## the whole test suite, real-model tests included (what CI runs)
 	$(PY) -m pytest
 
-test-fast: setup  ## tests that load no real model file
+test-fast: dev-setup  ## tests that load no real model file
 	$(PY) -m pytest -m "not models"
 
 demo: setup  ## the main job on the embedded cpu pool: SALE beside the largest agent alone, table and figure

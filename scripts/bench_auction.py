@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
 from sale.analysis.tables import AUCTION_PHASES, overhead_by_order, summarise
 from sale.harness.runlog import load_logs
 
@@ -31,8 +30,9 @@ def main() -> None:
     logs = load_logs(run_dir)
     results, calls = logs["results"], logs["calls"]
     if results.empty:
-        raise SystemExit(f"error: {run_dir} holds no finished task (no parquet logs, no journal); "
-                         "is it a run directory?")
+        raise SystemExit(
+            f"error: {run_dir} holds no finished task (no parquet logs, no journal); is it a run directory?"
+        )
     if not calls["phase"].isin(AUCTION_PHASES).any():
         raise SystemExit(f"error: {run_dir} has no auction calls; point this at a method=sale run")
 
@@ -41,9 +41,12 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     per_order.assign(run=str(run_dir)).to_parquet(out.with_suffix(".parquet"), index=False)
-    text = (f"# Auction overhead in {run_dir}\n\nShare of the auction phases ({', '.join(AUCTION_PHASES)}) in all "
-            "calls, as mean ± std over task orders; model time = the calls' compute latency.\n\n"
-            + table.to_markdown(index=False) + "\n")
+    text = (
+        f"# Auction overhead in {run_dir}\n\nShare of the auction phases ({', '.join(AUCTION_PHASES)}) in all "
+        "calls, as mean ± std over task orders; model time = the calls' compute latency.\n\n"
+        + table.to_markdown(index=False)
+        + "\n"
+    )
     out.with_suffix(".md").write_text(text)
     print(text)
 

@@ -63,8 +63,10 @@ LONG_PROMPT = (
     "correct solution on a scale from 1 (certainly wrong) to 5 (certainly right). Answer with a single digit."
 )
 OPTIONS = ["1", "2", "3", "4", "5"]
-ESSAY_PROMPT = ("Write a long, detailed essay of at least 1500 words on the history of the printing press, from "
-                "woodblock printing in China to the rotary press, with many sections and examples.")
+ESSAY_PROMPT = (
+    "Write a long, detailed essay of at least 1500 words on the history of the printing press, from "
+    "woodblock printing in China to the rotary press, with many sections and examples."
+)
 
 
 def load_pool(name: str) -> Pool:
@@ -78,13 +80,21 @@ LLAMA_CPP = ("xllamacpp", "llamacpp")
 def job_spec(pool: Pool, agent: str, backend: str, threads: int | None = None) -> AgentSpec:
     spec = pool.spec(agent)
     if backend == spec.backend:
-        return replace(spec, options={**spec.options, "n_threads": threads}) if threads and backend in LLAMA_CPP else spec
+        return (
+            replace(spec, options={**spec.options, "n_threads": threads}) if threads and backend in LLAMA_CPP else spec
+        )
     # transformers on the agent's GGUF file: load_backend dequantises it (fp32 on the CPU)
-    return AgentSpec(spec.name, backend, spec.params_b, spec.price,
-                     {"asset": spec.options["asset"], "dtype": "float32", "device": "cpu"})
+    return AgentSpec(
+        spec.name,
+        backend,
+        spec.params_b,
+        spec.price,
+        {"asset": spec.options["asset"], "dtype": "float32", "device": "cpu"},
+    )
 
 
 # ------------------------------------------------------------------------------- one agent, in a child process
+
 
 def timed(fn):
     t0 = time.perf_counter()
@@ -95,8 +105,7 @@ def timed(fn):
 def raw_engine(llm, msgs: list[dict], n_new: int):
     """The engine's own call for the same greedy generation, without our entropy bookkeeping: (tokens, text)."""
     if getattr(llm, "engine", "") == "xllamacpp":
-        out = llm.server.handle_chat_completions({"messages": msgs, "max_tokens": n_new, "temperature": 0.0,
-                                                  "seed": 0})
+        out = llm.server.handle_chat_completions({"messages": msgs, "max_tokens": n_new, "temperature": 0.0, "seed": 0})
         return out["usage"]["completion_tokens"], out["choices"][0]["message"]["content"]
     out = llm.llm.create_completion(prompt=llm.prompt_tokens(msgs), max_tokens=n_new, temperature=0.0)
     return out["usage"]["completion_tokens"], out["choices"][0]["text"]
@@ -106,8 +115,9 @@ def cold_score_options(llm, msgs: list[dict]) -> tuple[int, float]:
     """score_options from a fresh context (no cached prefix): (prompt tokens, seconds)."""
     if getattr(llm, "engine", "") == "xllamacpp":
         t0 = time.perf_counter()
-        out = llm.chat(msgs, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=llm.option_top_logprobs,
-                       cache_prompt=False)
+        out = llm.chat(
+            msgs, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=llm.option_top_logprobs, cache_prompt=False
+        )
         return out["usage"]["prompt_tokens"], time.perf_counter() - t0
     if hasattr(llm, "llm") and hasattr(llm.llm, "reset"):
         llm.llm.reset()  # llama-cpp-python: drop the cached prefix
@@ -132,7 +142,7 @@ def bench_agent(llm, reps: int, n_new: int, raw: bool) -> dict:
     llm.generate(msgs, max_tokens=8)  # warm-up; afterwards both sides reuse the cached prompt alike
     ours, theirs, texts = [], [], set()
     for i in range(reps):
-        for side in (("ours", "raw") if i % 2 == 0 else ("raw", "ours")):  # alternate the order against drift
+        for side in ("ours", "raw") if i % 2 == 0 else ("raw", "ours"):  # alternate the order against drift
             if side == "ours":
                 g, dt = timed(lambda: llm.generate(msgs, max_tokens=n_new))  # the whole call, template included
                 ours.append((g.completion_tokens, dt))
@@ -154,8 +164,9 @@ def bench_agent(llm, reps: int, n_new: int, raw: bool) -> dict:
         m["texts_equal"] = [float(len(texts) == 1)]  # greedy: every call of both sides wrote the same text
         if getattr(llm, "engine", "") == "xllamacpp":
             top = np.sort(np.random.default_rng(0).normal(size=llm.top_logprobs))[::-1] - 8.0
-            m["entropy_ms"] = [timed(lambda: entropy_from_top_logprobs(top, llm.entropy_estimator))[1] * 1e3
-                               for _ in range(30)]
+            m["entropy_ms"] = [
+                timed(lambda: entropy_from_top_logprobs(top, llm.entropy_estimator))[1] * 1e3 for _ in range(30)
+            ]
         else:
             logits = np.random.default_rng(0).normal(size=llm.llm.n_vocab()).astype(np.float32)
             m["entropy_ms"] = [timed(lambda: entropy_from_logits(logits))[1] * 1e3 for _ in range(30)]
@@ -172,6 +183,7 @@ def child(args) -> None:
 
 # ----------------------------------------------------------------------------- the OpenAI-compatible server path
 
+
 def bench_server(pool: Pool, agent: str, reps: int, n_new: int, threads: int) -> dict:
     """llama.cpp's own HTTP server (embedded in xllamacpp) on 127.0.0.1, through OpenAICompatLLM: the path that
     vLLM and SGLang servers take."""
@@ -182,8 +194,9 @@ def bench_server(pool: Pool, agent: str, reps: int, n_new: int, threads: int) ->
     from sale.llm.xllamacpp_backend import XLlamaCppLLM
 
     t0 = time.perf_counter()
-    server = XLlamaCppLLM(agent, verified_asset(pool.spec(agent).options["asset"], pool.name), n_ctx=4096,
-                          n_threads=threads)
+    server = XLlamaCppLLM(
+        agent, verified_asset(pool.spec(agent).options["asset"], pool.name), n_ctx=4096, n_threads=threads
+    )
     while httpx.get(f"{server.url}/models", timeout=5).status_code != 200:
         time.sleep(0.2)
     m = {"load_s": [time.perf_counter() - t0]}
@@ -204,17 +217,35 @@ def bench_server(pool: Pool, agent: str, reps: int, n_new: int, threads: int) ->
 
 # ----------------------------------------------------------------------------------------------------- report
 
-UNITS = {"load_s": "s", "prompt_tokens": "tokens", "pp_tok_s": "tok/s", "score_options_cold_s": "s",
-         "score_options_warm_s": "s", "decode_tokens": "tokens", "decode_tok_s": "tok/s", "raw_decode_tokens": "tokens",
-         "raw_decode_tok_s": "tok/s", "overhead_ratio": "ratio", "texts_equal": "bool", "entropy_ms": "ms/token",
-         "peak_rss_mb": "MiB"}
-COLUMNS = [("load_s", "load s", "{:.2f}"), ("peak_rss_mb", "peak RSS MiB", "{:.0f}"),
-           ("prompt_tokens", "prompt tok", "{:.0f}"), ("pp_tok_s", "prompt tok/s", "{:.0f}"),
-           ("score_options_cold_s", "score_options cold s", "{:.3f}"),
-           ("score_options_warm_s", "score_options warm s", "{:.3f}"), ("decode_tokens", "new tok", "{:.0f}"),
-           ("decode_tok_s", "decode tok/s", "{:.1f}"), ("raw_decode_tok_s", "raw engine tok/s", "{:.1f}"),
-           ("overhead_ratio", "ours/raw", "{:.3f}"), ("texts_equal", "same text", "{:.0f}"),
-           ("entropy_ms", "entropy ms/tok", "{:.2f}")]
+UNITS = {
+    "load_s": "s",
+    "prompt_tokens": "tokens",
+    "pp_tok_s": "tok/s",
+    "score_options_cold_s": "s",
+    "score_options_warm_s": "s",
+    "decode_tokens": "tokens",
+    "decode_tok_s": "tok/s",
+    "raw_decode_tokens": "tokens",
+    "raw_decode_tok_s": "tok/s",
+    "overhead_ratio": "ratio",
+    "texts_equal": "bool",
+    "entropy_ms": "ms/token",
+    "peak_rss_mb": "MiB",
+}
+COLUMNS = [
+    ("load_s", "load s", "{:.2f}"),
+    ("peak_rss_mb", "peak RSS MiB", "{:.0f}"),
+    ("prompt_tokens", "prompt tok", "{:.0f}"),
+    ("pp_tok_s", "prompt tok/s", "{:.0f}"),
+    ("score_options_cold_s", "score_options cold s", "{:.3f}"),
+    ("score_options_warm_s", "score_options warm s", "{:.3f}"),
+    ("decode_tokens", "new tok", "{:.0f}"),
+    ("decode_tok_s", "decode tok/s", "{:.1f}"),
+    ("raw_decode_tok_s", "raw engine tok/s", "{:.1f}"),
+    ("overhead_ratio", "ours/raw", "{:.3f}"),
+    ("texts_equal", "same text", "{:.0f}"),
+    ("entropy_ms", "entropy ms/tok", "{:.2f}"),
+]
 
 
 def engine_versions() -> str:
@@ -224,25 +255,41 @@ def engine_versions() -> str:
 
 
 def machine_info() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
-    return {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu_model": cpu,
-            "cpu_count": os.cpu_count(), "loadavg_1m": os.getloadavg()[0], "platform": platform.platform(),
-            "python": platform.python_version(), "engines": engine_versions(),
-            "git_commit": commit.stdout.strip()}
+    return {
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu_model": cpu,
+        "cpu_count": os.cpu_count(),
+        "loadavg_1m": os.getloadavg()[0],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "engines": engine_versions(),
+        "git_commit": commit.stdout.strip(),
+    }
 
 
 def markdown(results: list[tuple[str, str, str, dict]], info: dict, command: str, threads: int | None) -> str:
     head = [c[1] for c in COLUMNS]
-    lines = [f"Backend benchmark, {info['timestamp']}: {info['cpu_count']} x {info['cpu_model']}, load average "
-             f"{info['loadavg_1m']:.2f} at start, Python {info['python']}, {info['engines']}, "
-             f"commit {info['git_commit']}, llama.cpp threads {threads or 'per pool config (default: one per core)'}.",
-             f"Command: `{command}`. Medians over repetitions; "
-             "ours/raw = our generate tok/s (with the entropy of every token) over the raw engine's tok/s on the same "
-             "greedy call, interleaved (xllamacpp: handle_chat_completions without log-probabilities; llamacpp: "
-             "Llama.create_completion).", "",
-             "| pool | agent | backend | " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * len(head)]
+    lines = [
+        f"Backend benchmark, {info['timestamp']}: {info['cpu_count']} x {info['cpu_model']}, load average "
+        f"{info['loadavg_1m']:.2f} at start, Python {info['python']}, {info['engines']}, "
+        f"commit {info['git_commit']}, llama.cpp threads {threads or 'per pool config (default: one per core)'}.",
+        f"Command: `{command}`. Medians over repetitions; "
+        "ours/raw = our generate tok/s (with the entropy of every token) over the raw engine's tok/s on the same "
+        "greedy call, interleaved (xllamacpp: handle_chat_completions without log-probabilities; llamacpp: "
+        "Llama.create_completion).",
+        "",
+        "| pool | agent | backend | " + " | ".join(head) + " |",
+        "|---|---|---|" + "---:|" * len(head),
+    ]
     for pool_name, agent, backend, m in results:
         cells = [fmt.format(median(m[key])) if key in m else "" for key, _, fmt in COLUMNS]
         lines.append(f"| {pool_name} | {agent} | {backend} | " + " | ".join(cells) + " |")
@@ -261,8 +308,11 @@ def transformers_path(args) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     out, out_prompts = args.out / "transformers.parquet", args.out / "transformers_agreement.parquet"
     for agent in agents:  # each agent's rows replace its earlier ones as soon as they are measured
-        print(f"[bench] cpu_hf / {agent}: agreement with llama.cpp on {args.prompts} prompts ...", file=sys.stderr,
-              flush=True)
+        print(
+            f"[bench] cpu_hf / {agent}: agreement with llama.cpp on {args.prompts} prompts ...",
+            file=sys.stderr,
+            flush=True,
+        )
         records, summary = tc.agreement(agent, n_prompts=args.prompts)
         rows = [{"agent": agent, "metric": k, "value": v} for k, v in summary.items() if k not in ("agent",)]
         llm = tc.load("cpu_hf", agent)
@@ -270,15 +320,16 @@ def transformers_path(args) -> None:
         jury = tc.jury_batch_speedup(llm, n_plans=3, reps=args.reps)
         kv1 = tc.kv_reuse_speedup(llm, turn=6, max_tokens=1, reps=args.reps)
         kv32 = tc.kv_reuse_speedup(llm, turn=6, max_tokens=32, reps=args.reps)
-        rows += [{"agent": agent, "metric": "jury_batched_speedup", "value": jury["speedup"]},
-                 {"agent": agent, "metric": "jury_batched_max_abs_gap", "value": jury["max_abs_gap"]},
-                 {"agent": agent, "metric": "jury_shared_token_share", "value": jury["shared_token_share"]},
-                 {"agent": agent, "metric": "kv_reuse_speedup_turn6", "value": kv1["speedup"]},
-                 {"agent": agent, "metric": "kv_reuse_speedup_turn6_32_tokens", "value": kv32["speedup"]},
-                 {"agent": agent, "metric": "kv_reuse_identical", "value": float(kv1["identical"] and
-                                                                                 kv32["identical"])},
-                 {"agent": agent, "metric": "turn6_prompt_tokens", "value": kv1["prompt_tokens"]},
-                 {"agent": agent, "metric": "decode_tok_s", "value": tc.decode_tok_s(llm)}]
+        rows += [
+            {"agent": agent, "metric": "jury_batched_speedup", "value": jury["speedup"]},
+            {"agent": agent, "metric": "jury_batched_max_abs_gap", "value": jury["max_abs_gap"]},
+            {"agent": agent, "metric": "jury_shared_token_share", "value": jury["shared_token_share"]},
+            {"agent": agent, "metric": "kv_reuse_speedup_turn6", "value": kv1["speedup"]},
+            {"agent": agent, "metric": "kv_reuse_speedup_turn6_32_tokens", "value": kv32["speedup"]},
+            {"agent": agent, "metric": "kv_reuse_identical", "value": float(kv1["identical"] and kv32["identical"])},
+            {"agent": agent, "metric": "turn6_prompt_tokens", "value": kv1["prompt_tokens"]},
+            {"agent": agent, "metric": "decode_tok_s", "value": tc.decode_tok_s(llm)},
+        ]
         llm.close()
         new = pd.DataFrame(rows)
         new["value"] = new["value"].astype(float)
@@ -292,34 +343,48 @@ def transformers_path(args) -> None:
     agents = [a.name for a in pool.agents if a.name in set(df.agent)]
     wide = df.pivot(index="metric", columns="agent", values="value")[agents]
     commands = "; ".join(f"`{c}`" for c in dict.fromkeys(df["command"]))
-    table = (f"# The transformers path on real weights (pool cpu_hf, float32 on the CPU)\n\n{commands}; "
-             f"{info['cpu_model']}, {info['cpu_count']} cores; load average when each agent finished: "
-             + ", ".join(f"{a} {df[df.agent == a].loadavg_1m.iloc[0]:.1f}" for a in agents)
-             + f". Agreement is against llama.cpp (pool cpu) on the same GGUF file; speed-ups are medians of "
-             f"{args.reps} within one run.\n\n"
-             + wide.to_markdown(floatfmt=".3g") + "\n")
+    table = (
+        f"# The transformers path on real weights (pool cpu_hf, float32 on the CPU)\n\n{commands}; "
+        f"{info['cpu_model']}, {info['cpu_count']} cores; load average when each agent finished: "
+        + ", ".join(f"{a} {df[df.agent == a].loadavg_1m.iloc[0]:.1f}" for a in agents)
+        + f". Agreement is against llama.cpp (pool cpu) on the same GGUF file; speed-ups are medians of "
+        f"{args.reps} within one run.\n\n" + wide.to_markdown(floatfmt=".3g") + "\n"
+    )
     (args.out / "transformers.md").write_text(table)
     print(table)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pool", nargs="+", default=["cpu"],
-                    help="pool configs under conf/pool/, measured in one run (default: cpu; e.g. cpu cpu_llamacpp)")
+    ap.add_argument(
+        "--pool",
+        nargs="+",
+        default=["cpu"],
+        help="pool configs under conf/pool/, measured in one run (default: cpu; e.g. cpu cpu_llamacpp)",
+    )
     ap.add_argument("--agents", nargs="+", help="only these agents (default: all of the pool)")
-    ap.add_argument("--backends", nargs="+", choices=["xllamacpp", "llamacpp", "transformers"],
-                    help="backends to run (default: each agent's own). Adding transformers on a llama.cpp pool runs "
-                         "it on the smallest agent's GGUF file only (dequantised to fp32; slow)")
-    ap.add_argument("--server", action="store_true",
-                    help="also time the OpenAI-compatible path: llama.cpp's server (xllamacpp) on 127.0.0.1 with "
-                         "the smallest llama.cpp agent's file, through OpenAICompatLLM")
+    ap.add_argument(
+        "--backends",
+        nargs="+",
+        choices=["xllamacpp", "llamacpp", "transformers"],
+        help="backends to run (default: each agent's own). Adding transformers on a llama.cpp pool runs "
+        "it on the smallest agent's GGUF file only (dequantised to fp32; slow)",
+    )
+    ap.add_argument(
+        "--server",
+        action="store_true",
+        help="also time the OpenAI-compatible path: llama.cpp's server (xllamacpp) on 127.0.0.1 with "
+        "the smallest llama.cpp agent's file, through OpenAICompatLLM",
+    )
     ap.add_argument("--reps", type=int, default=3, help="timed repetitions of each measurement (default: 3)")
     ap.add_argument("--decode-tokens", type=int, default=128, help="new tokens per decode call (default: 128)")
-    ap.add_argument("--threads", type=int,
-                    help="llama.cpp threads (default: the pool config's, else one per core)")
+    ap.add_argument("--threads", type=int, help="llama.cpp threads (default: the pool config's, else one per core)")
     ap.add_argument("--out", type=Path, default=DATA_DIR / "bench", help="output folder (default: data/bench)")
-    ap.add_argument("--transformers-path", action="store_true",
-                    help="measure the transformers path on pool cpu_hf instead (sale.harness.transformers_check)")
+    ap.add_argument(
+        "--transformers-path",
+        action="store_true",
+        help="measure the transformers path on pool cpu_hf instead (sale.harness.transformers_check)",
+    )
     ap.add_argument("--prompts", type=int, default=20, help="agreement prompts per agent (--transformers-path)")
     ap.add_argument("--child", help=argparse.SUPPRESS)  # internal: measure one agent, write JSON here
     ap.add_argument("--agent", help=argparse.SUPPRESS)
@@ -346,27 +411,62 @@ def main() -> None:
     for pool_name, agent, backend in jobs:
         print(f"[bench] {pool_name} / {agent} / {backend} ...", file=sys.stderr, flush=True)
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
-            subprocess.run([sys.executable, __file__, "--child", f.name, "--pool", pool_name, "--agent", agent,
-                            "--backend", backend, "--reps", str(args.reps), "--decode-tokens",
-                            str(args.decode_tokens), *(["--threads", str(args.threads)] if args.threads else [])],
-                           check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    f.name,
+                    "--pool",
+                    pool_name,
+                    "--agent",
+                    agent,
+                    "--backend",
+                    backend,
+                    "--reps",
+                    str(args.reps),
+                    "--decode-tokens",
+                    str(args.decode_tokens),
+                    *(["--threads", str(args.threads)] if args.threads else []),
+                ],
+                check=True,
+            )
             results.append((pool_name, agent, backend, json.loads(Path(f.name).read_text())))
     first = next(iter(pools))
     gguf = [a for a in pools[first].agents if a.backend in LLAMA_CPP]
     if args.server and gguf:
         print(f"[bench] {gguf[0].name} / llama.cpp server over HTTP ...", file=sys.stderr, flush=True)
-        results.append((first, gguf[0].name, "openai (llama.cpp server)",
-                        bench_server(pools[first], gguf[0].name, args.reps, args.decode_tokens,
-                                     args.threads or os.cpu_count())))
+        results.append(
+            (
+                first,
+                gguf[0].name,
+                "openai (llama.cpp server)",
+                bench_server(pools[first], gguf[0].name, args.reps, args.decode_tokens, args.threads or os.cpu_count()),
+            )
+        )
 
     import pandas as pd
 
     params = {a.name: a.params_b for pool in pools.values() for a in pool.agents}
-    rows = [{"pool": pool_name, "agent": agent, "backend": backend, "params_b": params[agent], "measurement": key,
-             "value": float(median(vals)), "unit": UNITS[key], "samples": [float(v) for v in vals],
-             "reps": args.reps, "decode_max_tokens": args.decode_tokens, "threads": args.threads or 0,
-             "command": command, **info}
-            for pool_name, agent, backend, m in results for key, vals in m.items()]
+    rows = [
+        {
+            "pool": pool_name,
+            "agent": agent,
+            "backend": backend,
+            "params_b": params[agent],
+            "measurement": key,
+            "value": float(median(vals)),
+            "unit": UNITS[key],
+            "samples": [float(v) for v in vals],
+            "reps": args.reps,
+            "decode_max_tokens": args.decode_tokens,
+            "threads": args.threads or 0,
+            "command": command,
+            **info,
+        }
+        for pool_name, agent, backend, m in results
+        for key, vals in m.items()
+    ]
     pd.DataFrame(rows).to_parquet(args.out / "backends.parquet", index=False)
     table = markdown(results, info, command, args.threads)
     (args.out / "backends.md").write_text(table)

@@ -38,12 +38,22 @@ import pandas as pd
 from sale import DATA_DIR, REPO_ROOT
 
 STUB_DELAY_S = 0.2
-RAW_BODY = {"model": "m", "messages": [{"role": "user", "content": "x" * 2000}], "max_tokens": 192,
-            "logprobs": True, "top_logprobs": 1}  # the request of the raw-client measurements
+RAW_BODY = {
+    "model": "m",
+    "messages": [{"role": "user", "content": "x" * 2000}],
+    "max_tokens": 192,
+    "logprobs": True,
+    "top_logprobs": 1,
+}  # the request of the raw-client measurements
 TARGETS = {
     "stub": ["pool=stub", f"pool.agents.stub.serve.delay_s={STUB_DELAY_S}", "tasks=phantomwiki", "method=single"],
-    "cpu_server": ["pool=cpu_server", "tasks=phantomwiki", "tasks.per_bin=2", "method=single",
-                   "method.agents=[smollm2-135m,qwen2.5-coder-0.5b]"],
+    "cpu_server": [
+        "pool=cpu_server",
+        "tasks=phantomwiki",
+        "tasks.per_bin=2",
+        "method=single",
+        "method.agents=[smollm2-135m,qwen2.5-coder-0.5b]",
+    ],
 }
 
 
@@ -114,11 +124,19 @@ def raw_client_calls_per_s(levels: list[int], seconds: float = 4.0) -> dict[int,
 def run_point(target: str, n: int, extra: list[str], workdir: Path) -> dict:
     run_dir = workdir / f"{target}-{n}"
     workdir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "sale.run", *TARGETS[target], *extra, f"run.concurrency={n}", f"run.dir={run_dir}",
-           "run.cache=null", "run.figure=false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sale.run",
+        *TARGETS[target],
+        *extra,
+        f"run.concurrency={n}",
+        f"run.dir={run_dir}",
+        "run.cache=null",
+        "run.figure=false",
+    ]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if proc.returncode != 0:
         raise SystemExit(f"{target} at {n} in flight failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     results = pd.read_parquet(run_dir / "results.parquet")
@@ -130,16 +148,27 @@ def run_point(target: str, n: int, extra: list[str], workdir: Path) -> dict:
     after = results["started_at"] >= first_done - 1e-9
     steady_calls = calls["task_id"].isin(results.loc[results["finished_at"] > first_done, "task_id"]).sum()
     n_done = int((results["finished_at"] > first_done).sum())
-    row = {"target": target, "concurrency": n, "tasks": len(results), "calls": len(calls), "elapsed_s": elapsed,
-           "tasks_per_hour": n_done / elapsed * 3600, "calls_per_s": steady_calls / elapsed,
-           "tasks_started_after_first_done": int(after.sum()),
-           "mean_call_latency_s": float(calls["latency_s"].mean()), "pass1": float(results["passed"].mean()),
-           "wall_with_startup_s": time.perf_counter() - t0}
+    row = {
+        "target": target,
+        "concurrency": n,
+        "tasks": len(results),
+        "calls": len(calls),
+        "elapsed_s": elapsed,
+        "tasks_per_hour": n_done / elapsed * 3600,
+        "calls_per_s": steady_calls / elapsed,
+        "tasks_started_after_first_done": int(after.sum()),
+        "mean_call_latency_s": float(calls["latency_s"].mean()),
+        "pass1": float(results["passed"].mean()),
+        "wall_with_startup_s": time.perf_counter() - t0,
+    }
     if target == "stub":
         row["overhead_ms_per_call"] = (n / row["calls_per_s"] - STUB_DELAY_S) * 1000
         row["http_overhead_ms_per_call"] = (row["mean_call_latency_s"] - STUB_DELAY_S) * 1000
-    print(f"  {target:10s} N={n:3d}: {len(results)} tasks, {len(calls)} calls in {elapsed:7.1f} s -> "
-          f"{row['tasks_per_hour']:9.0f} tasks/h", flush=True)
+    print(
+        f"  {target:10s} N={n:3d}: {len(results)} tasks, {len(calls)} calls in {elapsed:7.1f} s -> "
+        f"{row['tasks_per_hour']:9.0f} tasks/h",
+        flush=True,
+    )
     return row
 
 
@@ -149,9 +178,13 @@ def main() -> None:
     ap.add_argument("--stub-levels", nargs="+", type=int, default=[1, 2, 4, 8, 16, 32, 64])
     ap.add_argument("--server-levels", nargs="+", type=int, default=[1, 2, 4, 8])
     ap.add_argument("--stub-tasks", type=int, default=256, help="PhantomWiki tasks per stub point")
-    ap.add_argument("--stub-repeats", type=int, default=3,
-                    help="runs per stub point; the median is kept (a point at 64 lasts about a second, so one "
-                         "scheduling hiccup on a shared machine would decide it)")
+    ap.add_argument(
+        "--stub-repeats",
+        type=int,
+        default=3,
+        help="runs per stub point; the median is kept (a point at 64 lasts about a second, so one "
+        "scheduling hiccup on a shared machine would decide it)",
+    )
     ap.add_argument("--out", default=str(DATA_DIR / "bench" / "concurrency"))
     args = ap.parse_args()
 
@@ -165,8 +198,13 @@ def main() -> None:
                 repeats = args.stub_repeats if target == "stub" else 1
                 runs = [run_point(target, n, extra, Path(tmp) / f"r{i}") for i in range(repeats)]
                 median = sorted(runs, key=lambda r: r["tasks_per_hour"])[len(runs) // 2]
-                rows.append({**median, "repeats": repeats,
-                             "tasks_per_hour_all": ", ".join(f"{r['tasks_per_hour']:.0f}" for r in runs)})
+                rows.append(
+                    {
+                        **median,
+                        "repeats": repeats,
+                        "tasks_per_hour_all": ", ".join(f"{r['tasks_per_hour']:.0f}" for r in runs),
+                    }
+                )
     df = pd.DataFrame(rows)
     if "stub" in args.targets:
         stub = df["target"] == "stub"
@@ -186,19 +224,30 @@ def main() -> None:
         df = pd.concat([earlier[~earlier["target"].isin(args.targets)], df], ignore_index=True)
     df.to_parquet(out.with_suffix(".parquet"), index=False)
     cols = ["target", "concurrency", "tasks", "calls", "elapsed_s", "tasks_per_hour", "speedup", "efficiency"]
-    cols += [c for c in ("overhead_ms_per_call", "http_overhead_ms_per_call", "raw_http_ms",
-                         "raw_client_calls_per_s", "harness_vs_raw_client") if c in df]
+    cols += [
+        c
+        for c in (
+            "overhead_ms_per_call",
+            "http_overhead_ms_per_call",
+            "raw_http_ms",
+            "raw_client_calls_per_s",
+            "harness_vs_raw_client",
+        )
+        if c in df
+    ]
     table = df[cols].to_markdown(index=False, floatfmt=".2f")
-    text = (f"# Concurrency benchmark\n\n{df['machine'].iloc[0]}, {df['date'].iloc[0]}. Command: "
-            f"`.venv/bin/python scripts/bench_concurrency.py [--targets ...]` (one target at a time keeps the other's "
-            f"rows).\n\n"
-            f"speedup: tasks per hour against N = 1 of the same target; efficiency = speedup / N. stub: a stub "
-            f"server answering after {STUB_DELAY_S} s (not a model); overhead_ms_per_call: the run's time per call "
-            f"beyond the stub's delay (runner, ledger, grading, journal, HTTP); http_overhead: the call's latency "
-            f"beyond the delay as our client saw it; raw_http_ms: a plain httpx client's round trip to a zero-delay "
-            f"stub (HTTP alone); raw_client_calls_per_s: N threads of a plain httpx client against the same 0.2 s stub "
-            f"(no harness), the ceiling of this machine; harness_vs_raw_client: the run's calls per second against "
-            f"it.\n\n{table}\n")
+    text = (
+        f"# Concurrency benchmark\n\n{df['machine'].iloc[0]}, {df['date'].iloc[0]}. Command: "
+        f"`.venv/bin/python scripts/bench_concurrency.py [--targets ...]` (one target at a time keeps the other's "
+        f"rows).\n\n"
+        f"speedup: tasks per hour against N = 1 of the same target; efficiency = speedup / N. stub: a stub "
+        f"server answering after {STUB_DELAY_S} s (not a model); overhead_ms_per_call: the run's time per call "
+        f"beyond the stub's delay (runner, ledger, grading, journal, HTTP); http_overhead: the call's latency "
+        f"beyond the delay as our client saw it; raw_http_ms: a plain httpx client's round trip to a zero-delay "
+        f"stub (HTTP alone); raw_client_calls_per_s: N threads of a plain httpx client against the same 0.2 s stub "
+        f"(no harness), the ceiling of this machine; harness_vs_raw_client: the run's calls per second against "
+        f"it.\n\n{table}\n"
+    )
     out.with_suffix(".md").write_text(text)
     print(text)
 

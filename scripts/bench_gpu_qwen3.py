@@ -36,8 +36,15 @@ def build(arch: str, device: str, tiny: bool):
 
     data = json.loads((CONF_DIR / "arch" / f"{arch}.json").read_text())
     if tiny:  # same architecture, shrunk: for checking this script without a GPU
-        data.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                    num_key_value_heads=2, head_dim=16, vocab_size=1024)
+        data.update(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            vocab_size=1024,
+        )
     config = AutoConfig.for_model(data.pop("model_type"), **data)
     config._attn_implementation = "sdpa"
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
@@ -63,12 +70,24 @@ def decode_tok_s(model, vocab: int, device: str, batch: int, prompt: int = 512, 
     ids = torch.randint(0, vocab, (batch, prompt), device=device)
     with torch.no_grad():
         warm = ids[:, :16]
-        model.generate(warm, attention_mask=torch.ones_like(warm), max_new_tokens=4, min_new_tokens=4,
-                       do_sample=False, pad_token_id=0)  # warm-up
+        model.generate(
+            warm,
+            attention_mask=torch.ones_like(warm),
+            max_new_tokens=4,
+            min_new_tokens=4,
+            do_sample=False,
+            pad_token_id=0,
+        )  # warm-up
         sync(device)
         t0 = time.perf_counter()
-        model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new,
-                       do_sample=False, pad_token_id=0)
+        model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=new,
+            min_new_tokens=new,
+            do_sample=False,
+            pad_token_id=0,
+        )
         sync(device)
     return batch * new / (time.perf_counter() - t0)
 
@@ -94,12 +113,13 @@ def jury_speedup(model, vocab: int, device: str, reps: int = 3) -> float:
         mask = torch.zeros((len(suffixes), 200 + width), dtype=torch.long, device=device)
         mask[:, :200] = 1
         for i, s in enumerate(suffixes):
-            batch[i, :s.shape[1]] = s[0]
-            mask[i, 200:200 + s.shape[1]] = 1
+            batch[i, : s.shape[1]] = s[0]
+            mask[i, 200 : 200 + s.shape[1]] = 1
         cache.batch_repeat_interleave(len(suffixes))
         pos = torch.arange(200, 200 + width, device=device).expand(len(suffixes), -1)
-        h = model.base_model(input_ids=batch, attention_mask=mask, cache=cache, position_ids=pos,
-                             use_cache=True).last_hidden_state
+        h = model.base_model(
+            input_ids=batch, attention_mask=mask, cache=cache, position_ids=pos, use_cache=True
+        ).last_hidden_state
         lm(h[torch.arange(len(suffixes)), torch.tensor([s.shape[1] - 1 for s in suffixes], device=device)])
 
     times = {}
@@ -128,8 +148,10 @@ def main() -> int:
     from sale.llm.placement import footprint
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("no CUDA GPU on this machine: nothing measured (use --tiny --device cpu to check the script)",
-              file=sys.stderr)
+        print(
+            "no CUDA GPU on this machine: nothing measured (use --tiny --device cpu to check the script)",
+            file=sys.stderr,
+        )
         return 2
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
     rows = []
@@ -140,23 +162,28 @@ def main() -> int:
         model, config, materialise_s = build(arch, args.device, args.tiny)
         allocated = torch.cuda.memory_allocated() / 1e9 if args.device.startswith("cuda") else float("nan")
         predicted = footprint(arch, {"arch": arch, "dtype": "bfloat16"}, 0, 8192).weights_gb
-        m = {"materialise_s": materialise_s, "weights_gb": allocated, "predicted_gb": predicted,
-             "decode_tok_s_bs1": decode_tok_s(model, config.vocab_size, args.device, 1),
-             "decode_tok_s_bs8": decode_tok_s(model, config.vocab_size, args.device, 8),
-             "jury_batched_speedup": jury_speedup(model, config.vocab_size, args.device)}
+        m = {
+            "materialise_s": materialise_s,
+            "weights_gb": allocated,
+            "predicted_gb": predicted,
+            "decode_tok_s_bs1": decode_tok_s(model, config.vocab_size, args.device, 1),
+            "decode_tok_s_bs8": decode_tok_s(model, config.vocab_size, args.device, 8),
+            "jury_batched_speedup": jury_speedup(model, config.vocab_size, args.device),
+        }
         if args.device.startswith("cuda"):
             m["peak_gb"] = torch.cuda.max_memory_allocated() / 1e9
-        rows += [{"arch": arch, "metric": k, "value": float(v), "device": gpu, "tiny": args.tiny}
-                 for k, v in m.items()]
+        rows += [{"arch": arch, "metric": k, "value": float(v), "device": gpu, "tiny": args.tiny} for k, v in m.items()]
         del model
         if args.device.startswith("cuda"):
             torch.cuda.empty_cache()
     df = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     df.to_parquet(args.out / "gpu_qwen3.parquet", index=False)
-    table = (f"# Qwen3 architectures with random weights on {gpu}{' (shrunk: --tiny)' if args.tiny else ''}\n\n"
-             + df.pivot(index="metric", columns="arch", values="value")[args.arch].to_markdown(floatfmt=".3g")
-             + "\n")
+    table = (
+        f"# Qwen3 architectures with random weights on {gpu}{' (shrunk: --tiny)' if args.tiny else ''}\n\n"
+        + df.pivot(index="metric", columns="arch", values="value")[args.arch].to_markdown(floatfmt=".3g")
+        + "\n"
+    )
     (args.out / "gpu_qwen3.md").write_text(table)
     print(table)
     return 0

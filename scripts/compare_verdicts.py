@@ -30,18 +30,24 @@ def compare(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 
 
 def table(m: pd.DataFrame, name_a: str, name_b: str) -> list[str]:
-    lines = [f"| agent | domain | tasks | pass@1 {name_a} | pass@1 {name_b} | verdicts differ | passed only in "
-             f"{name_a} | passed only in {name_b} | same output text | mean exec tokens {name_a} / {name_b} |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"| agent | domain | tasks | pass@1 {name_a} | pass@1 {name_b} | verdicts differ | passed only in "
+        f"{name_a} | passed only in {name_b} | same output text | mean exec tokens {name_a} / {name_b} |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for (agent, domain), g in m.groupby(["agent_a", "domain_a"]):
-        lines.append(f"| {agent} | {domain} | {len(g)} | {g.passed_a.mean():.2f} | {g.passed_b.mean():.2f} | "
-                     f"{(g.passed_a != g.passed_b).sum()} | {(g.passed_a & ~g.passed_b).sum()} | "
-                     f"{(~g.passed_a & g.passed_b).sum()} | {(g.output_a == g.output_b).sum()} | "
-                     f"{g.exec_tokens_a.mean():.0f} / {g.exec_tokens_b.mean():.0f} |")
-    lines.append(f"| all | all | {len(m)} | {m.passed_a.mean():.3f} | {m.passed_b.mean():.3f} | "
-                 f"{(m.passed_a != m.passed_b).sum()} | {(m.passed_a & ~m.passed_b).sum()} | "
-                 f"{(~m.passed_a & m.passed_b).sum()} | {(m.output_a == m.output_b).sum()} | "
-                 f"{m.exec_tokens_a.mean():.0f} / {m.exec_tokens_b.mean():.0f} |")
+        lines.append(
+            f"| {agent} | {domain} | {len(g)} | {g.passed_a.mean():.2f} | {g.passed_b.mean():.2f} | "
+            f"{(g.passed_a != g.passed_b).sum()} | {(g.passed_a & ~g.passed_b).sum()} | "
+            f"{(~g.passed_a & g.passed_b).sum()} | {(g.output_a == g.output_b).sum()} | "
+            f"{g.exec_tokens_a.mean():.0f} / {g.exec_tokens_b.mean():.0f} |"
+        )
+    lines.append(
+        f"| all | all | {len(m)} | {m.passed_a.mean():.3f} | {m.passed_b.mean():.3f} | "
+        f"{(m.passed_a != m.passed_b).sum()} | {(m.passed_a & ~m.passed_b).sum()} | "
+        f"{(~m.passed_a & m.passed_b).sum()} | {(m.output_a == m.output_b).sum()} | "
+        f"{m.exec_tokens_a.mean():.0f} / {m.exec_tokens_b.mean():.0f} |"
+    )
     return lines
 
 
@@ -58,11 +64,19 @@ def main() -> int:
         raise SystemExit("error: the two runs share no (arm, order, task)")
     m["passed_a"], m["passed_b"] = m.passed_a.astype(bool), m.passed_b.astype(bool)
     changed = m[m.passed_a != m.passed_b]
-    lines = [f"Command: `.venv/bin/python scripts/compare_verdicts.py {args.run_a} {args.run_b}`", "",
-             *table(m, name_a, name_b), "",
-             f"Tasks whose verdict changed ({len(changed)}):", ""]
-    lines += [f"- {r.task_id} ({r.agent_a}, bin {r.bin_a}): {name_a} {'pass' if r.passed_a else 'fail'}, "
-              f"{name_b} {'pass' if r.passed_b else 'fail'}" for r in changed.itertuples()] or ["- none"]
+    lines = [
+        f"Command: `.venv/bin/python scripts/compare_verdicts.py {args.run_a} {args.run_b}`",
+        "",
+        *table(m, name_a, name_b),
+        "",
+        f"Tasks whose verdict changed ({len(changed)}):",
+        "",
+    ]
+    lines += [
+        f"- {r.task_id} ({r.agent_a}, bin {r.bin_a}): {name_a} {'pass' if r.passed_a else 'fail'}, "
+        f"{name_b} {'pass' if r.passed_b else 'fail'}"
+        for r in changed.itertuples()
+    ] or ["- none"]
     text = "\n".join(lines) + "\n"
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -71,15 +71,17 @@ def entropy_bracket(logprobs: list[float], vocab: int) -> tuple[float, float]:
 
 
 def mean_estimates(steps: list[dict], vocab: int) -> dict:
-    lo, hi = zip(*(entropy_bracket([a["logprob"] for a in s["top_logprobs"]], vocab) for s in steps)) if steps \
+    lo, hi = (
+        zip(*(entropy_bracket([a["logprob"] for a in s["top_logprobs"]], vocab) for s in steps))
+        if steps
         else ([0.0], [0.0])
+    )
     out = {"H_ref_lo": float(np.mean(lo)), "H_ref_hi": float(np.mean(hi))}
     for k in KS:
         for est in ENTROPY_ESTIMATORS:
             h = [entropy_from_top_logprobs([a["logprob"] for a in s["top_logprobs"][:k]], est) for s in steps]
             out[f"H_{est}_k{k}"] = float(np.mean(h)) if h else 0.0
-    out["top200_mass"] = float(np.mean([np.exp([a["logprob"] for a in s["top_logprobs"][:200]]).sum()
-                                        for s in steps]))
+    out["top200_mass"] = float(np.mean([np.exp([a["logprob"] for a in s["top_logprobs"][:200]]).sum() for s in steps]))
     return out
 
 
@@ -93,14 +95,27 @@ def run(n_tasks: int, jury_tasks: int) -> pd.DataFrame:
         task = tasks[task_id]
         for _, ref in bids[bids.task_id == task_id].iterrows():
             llm = pool.llm(ref.agent)
-            out = llm.chat(bid_messages(task, BID_MAX_TOKENS, PROMPTS), max_tokens=BID_MAX_TOKENS, temperature=0.0, seed=0,
-                           logprobs=True, top_logprobs=K_REFERENCE)
+            out = llm.chat(
+                bid_messages(task, BID_MAX_TOKENS, PROMPTS),
+                max_tokens=BID_MAX_TOKENS,
+                temperature=0.0,
+                seed=0,
+                logprobs=True,
+                top_logprobs=K_REFERENCE,
+            )
             steps = out["choices"][0]["logprobs"]["content"]
             plan = (out["choices"][0]["message"]["content"] or "").strip()
-            row = {"task_id": task_id, "domain": task.domain, "bin": task.bin, "agent": ref.agent,
-                   "tokens": len(steps), "ref_tokens": int(ref.tokens), "H_full_ref": float(ref.entropy),
-                   "same_plan": ref.plan == plan,
-                   **mean_estimates(steps, VOCAB[ref.agent])}
+            row = {
+                "task_id": task_id,
+                "domain": task.domain,
+                "bin": task.bin,
+                "agent": ref.agent,
+                "tokens": len(steps),
+                "ref_tokens": int(ref.tokens),
+                "H_full_ref": float(ref.entropy),
+                "same_plan": ref.plan == plan,
+                **mean_estimates(steps, VOCAB[ref.agent]),
+            }
             if i < jury_tasks:
                 for juror in pool.names:
                     s = pool.llm(juror).score_options(jury_messages(task, ref.plan, PROMPTS), OPTIONS)
@@ -112,47 +127,66 @@ def run(n_tasks: int, jury_tasks: int) -> pd.DataFrame:
 
 
 def error_table(d: pd.DataFrame, reference: str) -> list[str]:
-    lines = ["| estimator | k | mean error (nats) | mean abs error | max abs error | rel. abs error | Spearman ρ |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| estimator | k | mean error (nats) | mean abs error | max abs error | rel. abs error | Spearman ρ |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for est in ENTROPY_ESTIMATORS:
         for k in KS:
             err = d[f"H_{est}_k{k}"] - d[reference]
             rho = spearmanr(d[f"H_{est}_k{k}"], d[reference]).statistic if len(d) > 2 else float("nan")
             rel = (err.abs() / d[reference].clip(lower=1e-9)).mean()
-            lines.append(f"| {est} | {k} | {err.mean():+.4f} | {err.abs().mean():.4f} | {err.abs().max():.4f} "
-                         f"| {rel:.1%} | {rho:.3f} |")
+            lines.append(
+                f"| {est} | {k} | {err.mean():+.4f} | {err.abs().mean():.4f} | {err.abs().max():.4f} "
+                f"| {rel:.1%} | {rho:.3f} |"
+            )
     return lines + [""]
 
 
 def summarise(d: pd.DataFrame) -> list[str]:
     same = d[d.same_plan]
     width = d.H_ref_hi - d.H_ref_lo
-    lines = [f"{d.task_id.nunique()} tasks ({', '.join(f'{n} {dom}' for dom, n in d.groupby('domain').task_id.nunique().items())}), "
-             f"{len(d)} bids; mean entropy of a bid {d.H_ref_lo.mean():.3f} nats. Mean probability mass of the "
-             "top 200: " + ", ".join(f"{a} {g.top200_mass.mean():.3f}" for a, g in d.groupby("agent")) + ".", "",
-             f"**Truncation alone** (same engine, same tokens): each estimator against the top-{K_REFERENCE} bracket "
-             f"of the full-vocabulary entropy, whose lower end is the reference (bracket width: mean {width.mean():.4f}, "
-             f"max {width.max():.4f} nats).", "", *error_table(d, "H_ref_lo"),
-             f"**Across engines**: against the committed full-vocabulary entropy of llama-cpp-python, on the "
-             f"{len(same)} of {len(d)} bids that xllamacpp regenerated with the same text (greedy decoding on two "
-             "llama.cpp builds drifts apart within 128 tokens on the others).", ""]
+    lines = [
+        f"{d.task_id.nunique()} tasks ("
+        f"{', '.join(f'{n} {dom}' for dom, n in d.groupby('domain').task_id.nunique().items())}), "
+        f"{len(d)} bids; mean entropy of a bid {d.H_ref_lo.mean():.3f} nats. Mean probability mass of the "
+        "top 200: " + ", ".join(f"{a} {g.top200_mass.mean():.3f}" for a, g in d.groupby("agent")) + ".",
+        "",
+        f"**Truncation alone** (same engine, same tokens): each estimator against the top-{K_REFERENCE} bracket "
+        f"of the full-vocabulary entropy, whose lower end is the reference (bracket width: mean {width.mean():.4f}, "
+        f"max {width.max():.4f} nats).",
+        "",
+        *error_table(d, "H_ref_lo"),
+        f"**Across engines**: against the committed full-vocabulary entropy of llama-cpp-python, on the "
+        f"{len(same)} of {len(d)} bids that xllamacpp regenerated with the same text (greedy decoding on two "
+        "llama.cpp builds drifts apart within 128 tokens on the others).",
+        "",
+    ]
     lines += error_table(same, "H_full_ref") if len(same) else ["(none)", ""]
     if len(same):
         diff = same.H_ref_lo - same.H_full_ref
-        lines += [f"The two engines' own full-vocabulary entropies (top-{K_REFERENCE} reference against committed) "
-                  f"differ by {diff.abs().mean():.4f} nats on average (max {diff.abs().max():.4f}).", ""]
+        lines += [
+            f"The two engines' own full-vocabulary entropies (top-{K_REFERENCE} reference against committed) "
+            f"differ by {diff.abs().mean():.4f} nats on average (max {diff.abs().max():.4f}).",
+            "",
+        ]
     juries = [c.removeprefix("gamma_new_") for c in d.columns if c.startswith("gamma_new_")]
     if juries:
-        lines += ["**Jury**: every juror's expected rating of the committed plan, xllamacpp (option digits read from the "
-                  "top 1000, or from the whole distribution when one is not among them) against the committed "
-                  "full-vocabulary rating.", "",
-                  "| juror | plans rated | Pearson r | mean abs diff | max abs diff | min option mass |",
-                  "|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            "**Jury**: every juror's expected rating of the committed plan, xllamacpp (option digits read from the "
+            "top 1000, or from the whole distribution when one is not among them) against the committed "
+            "full-vocabulary rating.",
+            "",
+            "| juror | plans rated | Pearson r | mean abs diff | max abs diff | min option mass |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for j in juries:
             r = d.dropna(subset=[f"gamma_new_{j}"])
             diff = (r[f"gamma_new_{j}"] - r[f"gamma_ref_{j}"]).abs()
-            lines.append(f"| {j} | {len(r)} | {pearsonr(r[f'gamma_new_{j}'], r[f'gamma_ref_{j}']).statistic:.4f} "
-                         f"| {diff.mean():.4f} | {diff.max():.4f} | {r[f'option_mass_{j}'].min():.3f} |")
+            lines.append(
+                f"| {j} | {len(r)} | {pearsonr(r[f'gamma_new_{j}'], r[f'gamma_ref_{j}']).statistic:.4f} "
+                f"| {diff.mean():.4f} | {diff.max():.4f} | {r[f'option_mass_{j}'].min():.3f} |"
+            )
         lines.append("")
     return lines
 
@@ -165,11 +199,15 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     df = run(args.tasks, args.jury_tasks)
     df.to_parquet(OUT / "entropy_fidelity.parquet", index=False)
-    lines = ["# Entropy and jury fidelity of the default engine (xllamacpp, top-k log-probabilities)", "",
-             "Reference: the committed full-vocabulary values (llama-cpp-python 0.3.36 on the same GGUF files). "
-             f"Command: `.venv/bin/python scripts/entropy_fidelity.py --tasks {args.tasks} --jury-tasks {args.jury_tasks}`. "
-             "Entropy rows use only the bids regenerated identically; jury rows rate the committed plan text.", "",
-             *summarise(df)]
+    lines = [
+        "# Entropy and jury fidelity of the default engine (xllamacpp, top-k log-probabilities)",
+        "",
+        "Reference: the committed full-vocabulary values (llama-cpp-python 0.3.36 on the same GGUF files). "
+        f"Command: `.venv/bin/python scripts/entropy_fidelity.py --tasks {args.tasks} --jury-tasks {args.jury_tasks}`. "
+        "Entropy rows use only the bids regenerated identically; jury rows rate the committed plan text.",
+        "",
+        *summarise(df),
+    ]
     (OUT / "entropy_fidelity.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

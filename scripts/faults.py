@@ -44,8 +44,17 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO / "data" / "bench"
-COLUMNS = ["fault", "category", "injections", "tasks_lost", "tasks_duplicated", "results_equal", "clear_error",
-           "outcome", "seconds"]
+COLUMNS = [
+    "fault",
+    "category",
+    "injections",
+    "tasks_lost",
+    "tasks_duplicated",
+    "results_equal",
+    "clear_error",
+    "outcome",
+    "seconds",
+]
 KEY = ["arm", "order", "task_id"]
 COMPARED = ["agent", "passed", "output", "plan", "turns", "tokens", "n_calls"]
 MODEL_LOAD = "[faults] model load:"
@@ -68,11 +77,25 @@ LAUNCHER = textwrap.dedent(f"""
 # Small, fast runs. search turns are capped so that the tiny (gibberish) models end their search tasks quickly.
 STUB = ["pool=stub", "tasks=phantomwiki", "tasks.per_bin=1", "method=single", "pool.agents.stub.serve.delay_s=0.01"]
 STUB_SALE = ["pool=stub", "tasks=phantomwiki", "tasks.per_bin=1", "method=sale", "pool.agents.stub.serve.delay_s=0.01"]
-TINY_SALE = ["pool=tiny", "tasks=mixed", "tasks.per_bin=1", "tasks.bins=[1,2]", "method=sale",
-             "agent.max_turns.search=3"]
-CPU_SMALL = ["pool=cpu", "tasks=mixed", "tasks.per_bin=1", "method=single", "method.agents=smollm2-135m",
-             "agent.max_turns.search=3", "agent.max_turns.coding=1", "agent.max_tokens.search=96",
-             "agent.max_tokens.coding=160"]
+TINY_SALE = [
+    "pool=tiny",
+    "tasks=mixed",
+    "tasks.per_bin=1",
+    "tasks.bins=[1,2]",
+    "method=sale",
+    "agent.max_turns.search=3",
+]
+CPU_SMALL = [
+    "pool=cpu",
+    "tasks=mixed",
+    "tasks.per_bin=1",
+    "method=single",
+    "method.agents=smollm2-135m",
+    "agent.max_turns.search=3",
+    "agent.max_turns.coding=1",
+    "agent.max_tokens.search=96",
+    "agent.max_tokens.coding=160",
+]
 
 
 @dataclass
@@ -90,6 +113,7 @@ def fault(name: str, category: str, fast: bool = True):
     def register(fn):
         FAULTS.append(Fault(name, category, fast, fn))
         return fn
+
     return register
 
 
@@ -171,12 +195,21 @@ def _default_sigint() -> None:
 
 
 def start(run_dir: Path, args: list[str], cache: Path | None, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen(command(run_dir, args, cache), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env or env_for(), start_new_session=True, preexec_fn=_default_sigint)
+    return subprocess.Popen(
+        command(run_dir, args, cache),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env or env_for(),
+        start_new_session=True,
+        preexec_fn=_default_sigint,
+    )
 
 
-def run_to_end(run_dir: Path, args: list[str], cache: Path | None, env: dict | None = None,
-               timeout: float = 1200) -> Proc:
+def run_to_end(
+    run_dir: Path, args: list[str], cache: Path | None, env: dict | None = None, timeout: float = 1200
+) -> Proc:
     proc = start(run_dir, args, cache, env)
     try:
         out = proc.communicate(timeout=timeout)[0]
@@ -217,12 +250,15 @@ def compare(run_dir: Path, reference: Path, columns: list[str] | None = None) ->
 
     equal = lost == 0 and len(got_keys) == len(ref_keys) and table(got).equals(table(ref))
     bids_ref = reference / "bids.parquet"
-    if equal and bids_ref.exists() and columns is None:  # SALE: the same bids and winners; scores to float noise (1e-6 relative)
+    if (
+        equal and bids_ref.exists() and columns is None
+    ):  # SALE: the same bids and winners; scores to float noise (1e-6 relative)
         bid_cols = ["order", "task_id", "bid_index", "agent", "plan", "provisional_winner", "final_winner"]
         b_ref = pd.read_parquet(bids_ref).sort_values(bid_cols[:3]).reset_index(drop=True)
         b_got = pd.read_parquet(run_dir / "bids.parquet").sort_values(bid_cols[:3]).reset_index(drop=True)
-        equal = (b_got[bid_cols].equals(b_ref[bid_cols])
-                 and bool(np.allclose(b_got["score"], b_ref["score"], rtol=1e-6, atol=1e-9)))
+        equal = b_got[bid_cols].equals(b_ref[bid_cols]) and bool(
+            np.allclose(b_got["score"], b_ref["score"], rtol=1e-6, atol=1e-9)
+        )
     return {"tasks_lost": lost, "tasks_duplicated": duplicated, "results_equal": bool(equal)}
 
 
@@ -231,18 +267,31 @@ def clear_error(proc: Proc, *words: str) -> bool:
     loads."""
     text = proc.out
     errors = [line for line in text.splitlines() if line.startswith("error:")]
-    tail = text[text.find(errors[0]):] if errors else ""
+    tail = text[text.find(errors[0]) :] if errors else ""
     names_it = all(w.lower() in tail.lower() for w in words)
-    has_fix = any(w in tail.lower() for w in ("fix:", "fix ", "did you mean", "rerun", "choose another", "one of",
-                                              "must be", "available options"))
-    return (proc.rc == 1 and len(errors) == 1 and names_it and has_fix and "Traceback" not in text
-            and not proc.loaded_a_model)
+    has_fix = any(
+        w in tail.lower()
+        for w in ("fix:", "fix ", "did you mean", "rerun", "choose another", "one of", "must be", "available options")
+    )
+    return (
+        proc.rc == 1
+        and len(errors) == 1
+        and names_it
+        and has_fix
+        and "Traceback" not in text
+        and not proc.loaded_a_model
+    )
 
 
 def hydra_error(proc: Proc, *words: str) -> bool:
     """Hydra's own refusal of an unknown group option: it names the option and lists the available ones."""
-    return (proc.rc == 1 and all(w in proc.out for w in words) and "Available options" in proc.out
-            and "Traceback" not in proc.out and not proc.loaded_a_model)
+    return (
+        proc.rc == 1
+        and all(w in proc.out for w in words)
+        and "Available options" in proc.out
+        and "Traceback" not in proc.out
+        and not proc.loaded_a_model
+    )
 
 
 def first_error(proc: Proc) -> str:
@@ -252,8 +301,9 @@ def first_error(proc: Proc) -> str:
     return proc.out.strip().splitlines()[-1][:160] if proc.out.strip() else f"exit {proc.rc}"
 
 
-def resume_and_compare(run_dir: Path, args: list[str], cache: Path, reference: Path,
-                       columns: list[str] | None = None) -> tuple[dict, Proc]:
+def resume_and_compare(
+    run_dir: Path, args: list[str], cache: Path, reference: Path, columns: list[str] | None = None
+) -> tuple[dict, Proc]:
     proc = run_to_end(run_dir, args, cache)
     if proc.rc != 0:
         return {"tasks_lost": None, "tasks_duplicated": None, "results_equal": False}, proc
@@ -262,8 +312,9 @@ def resume_and_compare(run_dir: Path, args: list[str], cache: Path, reference: P
 
 def in_mount_namespace(script: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run a shell script in a private mount namespace (its mounts vanish with it). Needs root."""
-    return subprocess.run(["unshare", "-m", "sh", "-ec", script], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env=env_for())
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-ec", script], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env_for()
+    )
 
 
 def can_mount() -> bool:
@@ -282,8 +333,9 @@ def shell_join(cmd: list[str]) -> str:
 # ------------------------------------------------------------------------------------------------ process death
 
 
-def kill_at_random_moments(ctx: Context, args: list[str], kills: int, seed: int, sig=signal.SIGKILL,
-                           columns: list[str] | None = None) -> dict:
+def kill_at_random_moments(
+    ctx: Context, args: list[str], kills: int, seed: int, sig=signal.SIGKILL, columns: list[str] | None = None
+) -> dict:
     """`kills` signals at random moments of a run, resuming after each; when a run has finished, the next kills go
     to a fresh one (an episode). Each episode's final results are compared with an uninterrupted run's. A moment is
     drawn uniformly over the time the rest of the run should take, its start-up included, so kills land in
@@ -333,14 +385,22 @@ def kill_at_random_moments(ctx: Context, args: list[str], kills: int, seed: int,
     lost = sum(e["tasks_lost"] or 0 for e in episodes)
     duplicated = sum(e["tasks_duplicated"] or 0 for e in episodes)
     equal = bool(episodes) and all(e["results_equal"] for e in episodes) and not problems
-    outcome = (f"{landed} kills landed over {len(episodes)} runs, each resumed to the end ({ended_alone} restarts "
-               f"ended before their kill); start-up {startup_s:.1f} s of {full_s:.1f} s")
+    outcome = (
+        f"{landed} kills landed over {len(episodes)} runs, each resumed to the end ({ended_alone} restarts "
+        f"ended before their kill); start-up {startup_s:.1f} s of {full_s:.1f} s"
+    )
     if columns:
         outcome += f"; compared on {', '.join(columns)} only"
     if problems:
         outcome += "; PROBLEMS: " + " | ".join(problems)
-    return {"injections": landed, "tasks_lost": lost, "tasks_duplicated": duplicated, "results_equal": equal,
-            "clear_error": None, "outcome": outcome}
+    return {
+        "injections": landed,
+        "tasks_lost": lost,
+        "tasks_duplicated": duplicated,
+        "results_equal": equal,
+        "clear_error": None,
+        "outcome": outcome,
+    }
 
 
 def parse_keys(run_dir: Path) -> list[tuple]:
@@ -361,8 +421,16 @@ def entropy_weights(ctx: Context, agents: list[str]) -> Path:
     must rebuild that memory from the journal to decide as an uninterrupted one did (as tests/test_run.py)."""
     path = ctx.root / "entropy-weights.json"
     if not path.exists():
-        path.write_text(json.dumps({"w_cost": 0.0, "w_entropy": 1.0, "w_jury": {a: 0.0 for a in agents},
-                                    "provenance": {"source": "faults"}}))
+        path.write_text(
+            json.dumps(
+                {
+                    "w_cost": 0.0,
+                    "w_entropy": 1.0,
+                    "w_jury": {a: 0.0 for a in agents},
+                    "provenance": {"source": "faults"},
+                }
+            )
+        )
     return path
 
 
@@ -394,14 +462,16 @@ VERDICTS = ["agent", "passed"]
 
 @fault("SIGKILL at 20 random moments, real model (SmolLM2-135M), 4 in flight", "process death", fast=False)
 def sigkill_cpu_4(ctx):
-    return kill_at_random_moments(ctx, CPU_SMALL + ["tasks.bins=[1,2]", "run.concurrency=4"], 20, seed=14,
-                                  columns=VERDICTS)
+    return kill_at_random_moments(
+        ctx, CPU_SMALL + ["tasks.bins=[1,2]", "run.concurrency=4"], 20, seed=14, columns=VERDICTS
+    )
 
 
 @fault("SIGKILL at 3 random moments, stub pool, 4 in flight", "process death")
 def sigkill_stub(ctx):
-    return kill_at_random_moments(ctx, STUB + ["tasks.per_bin=4", "run.concurrency=4",
-                                               "pool.agents.stub.serve.delay_s=0.3"], 3, seed=3)
+    return kill_at_random_moments(
+        ctx, STUB + ["tasks.per_bin=4", "run.concurrency=4", "pool.agents.stub.serve.delay_s=0.3"], 3, seed=3
+    )
 
 
 def stop_mid_run(ctx: Context, args: list[str], sig, after_lines: int, expect: str) -> dict:
@@ -416,9 +486,11 @@ def stop_mid_run(ctx: Context, args: list[str], sig, after_lines: int, expect: s
     before = len(parse_keys(run_dir))
     result, final = resume_and_compare(run_dir, args, cache, reference)
     graceful = stopped.rc == 130 and expect in out and "Traceback" not in out
-    outcome = (f"stopped with exit {stopped.rc} after {before} tasks"
-               f"{' (the graceful stop)' if graceful else ' (NOT the graceful stop)'}; "
-               f"rerun resumed (exit {final.rc})")
+    outcome = (
+        f"stopped with exit {stopped.rc} after {before} tasks"
+        f"{' (the graceful stop)' if graceful else ' (NOT the graceful stop)'}; "
+        f"rerun resumed (exit {final.rc})"
+    )
     if not in_time:
         outcome += "; the run ended before the signal"
     result["results_equal"] = result["results_equal"] and graceful
@@ -458,19 +530,24 @@ def started_twice(ctx):
     again = run_to_end(run_dir, args, cache)
     after = parse_keys(run_dir)
     result["tasks_duplicated"] = max(result["tasks_duplicated"], len(after) - len(set(after)))
-    return {"injections": 1, **result, "clear_error": None,
-            "outcome": f"exits {[o.rc for o in outs]}; {twice} tasks ran in both and were journalled twice, "
-                       f"logged once; a rerun rewrote the journal with each once (exit {again.rc})"}
+    return {
+        "injections": 1,
+        **result,
+        "clear_error": None,
+        "outcome": f"exits {[o.rc for o in outs]}; {twice} tasks ran in both and were journalled twice, "
+        f"logged once; a rerun rewrote the journal with each once (exit {again.rc})",
+    }
 
 
 @fault("runner SIGKILLed while generated code runs in the sandbox", "process death")
 def runner_killed_mid_sandbox(ctx):
     marker = f"sale-faults-orphan-{os.getpid()}-{time.time_ns()}"
     code = f"import time\n# {marker}\ntime.sleep(120)\n"
-    script = (f"from sale.tasks.sandbox import run_python\nimport sys\nprint('go', flush=True)\n"
-              f"run_python({code!r}, timeout_s=100)\n")
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True,
-                            env=env_for())
+    script = (
+        f"from sale.tasks.sandbox import run_python\nimport sys\nprint('go', flush=True)\n"
+        f"run_python({code!r}, timeout_s=100)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True, env=env_for())
     proc.stdout.readline()
     deadline = time.time() + 30
     while time.time() < deadline and not processes_running(marker):
@@ -484,10 +561,16 @@ def runner_killed_mid_sandbox(ctx):
     left = processes_running(marker)
     for pid in left:
         os.kill(pid, signal.SIGKILL)
-    return {"injections": 1, "tasks_lost": None, "tasks_duplicated": None, "results_equal": None,
-            "clear_error": None, "contained": started and not left,
-            "outcome": f"sandboxed code {'ran' if started else 'did NOT start'}; after the runner's SIGKILL "
-                       f"{len(left)} of its processes were left"}
+    return {
+        "injections": 1,
+        "tasks_lost": None,
+        "tasks_duplicated": None,
+        "results_equal": None,
+        "clear_error": None,
+        "contained": started and not left,
+        "outcome": f"sandboxed code {'ran' if started else 'did NOT start'}; after the runner's SIGKILL "
+        f"{len(left)} of its processes were left",
+    }
 
 
 def processes_running(marker: str) -> list[int]:
@@ -526,9 +609,13 @@ def journal_cut(ctx):
     last = data.rstrip(b"\n").rfind(b"\n") + 1
     path.write_bytes(data[: last + (len(data) - last) // 2])
     result, proc = resume_and_compare(run_dir, STUB, cache, reference)
-    return {"injections": 1, **result, "clear_error": None,
-            "outcome": f"the half line was cut off, its task ran again (exit {proc.rc}, "
-                       f"{'1 to run' if ', 1 to run' in proc.out else 'NOT 1 to run'})"}
+    return {
+        "injections": 1,
+        **result,
+        "clear_error": None,
+        "outcome": f"the half line was cut off, its task ran again (exit {proc.rc}, "
+        f"{'1 to run' if ', 1 to run' in proc.out else 'NOT 1 to run'})",
+    }
 
 
 @fault("journal: garbage line in the middle", "storage")
@@ -536,13 +623,17 @@ def journal_garbage(ctx):
     run_dir, cache, reference = finished_copy(ctx, STUB, "garbage")
     path = run_dir / "journal.jsonl"
     lines = path.read_bytes().split(b"\n")
-    lines[1] = b"\x00\x00\x00 garbage {\"key\": [" + os.urandom(16).hex().encode()
+    lines[1] = b'\x00\x00\x00 garbage {"key": [' + os.urandom(16).hex().encode()
     path.write_bytes(b"\n".join(lines))
     result, proc = resume_and_compare(run_dir, STUB, cache, reference)
     aside = (run_dir / "journal.unreadable.jsonl").exists()
-    return {"injections": 1, **result, "clear_error": None,
-            "outcome": f"line 2 {'moved to journal.unreadable.jsonl' if aside else 'NOT set aside'}, its task ran "
-                       f"again (exit {proc.rc})"}
+    return {
+        "injections": 1,
+        **result,
+        "clear_error": None,
+        "outcome": f"line 2 {'moved to journal.unreadable.jsonl' if aside else 'NOT set aside'}, its task ran "
+        f"again (exit {proc.rc})",
+    }
 
 
 @fault("journal: a valid JSON line that is not a record", "storage")
@@ -553,8 +644,12 @@ def journal_not_a_record(ctx):
     lines.insert(2, b'{"key": "oops", "result": 1}')
     path.write_bytes(b"\n".join(lines))
     result, proc = resume_and_compare(run_dir, STUB, cache, reference)
-    return {"injections": 1, **result, "clear_error": None,
-            "outcome": f"set aside, nothing rerun (exit {proc.rc}, {'0 to run' if ', 0 to run' in proc.out else '?'})"}
+    return {
+        "injections": 1,
+        **result,
+        "clear_error": None,
+        "outcome": f"set aside, nothing rerun (exit {proc.rc}, {'0 to run' if ', 0 to run' in proc.out else '?'})",
+    }
 
 
 def damaged_log(ctx: Context, args: list[str], name: str, how: str) -> dict:
@@ -569,9 +664,13 @@ def damaged_log(ctx: Context, args: list[str], name: str, how: str) -> dict:
     logs = load_logs(run_dir)  # what notebooks and routers read: the journal stands in for the damaged file
     readable = not logs[name].empty
     result, proc = resume_and_compare(run_dir, args, cache, reference)
-    return {"injections": 1, **result, "clear_error": None,
-            "outcome": f"load_logs {'read the journal instead' if readable else 'returned NOTHING'}; a rerun "
-                       f"rewrote {name}.parquet (exit {proc.rc})"}
+    return {
+        "injections": 1,
+        **result,
+        "clear_error": None,
+        "outcome": f"load_logs {'read the journal instead' if readable else 'returned NOTHING'}; a rerun "
+        f"rewrote {name}.parquet (exit {proc.rc})",
+    }
 
 
 @fault("results.parquet missing", "storage")
@@ -612,8 +711,12 @@ def cache_corrupt(ctx):
     moved = cache.with_suffix(".sqlite.bad")
     cache.replace(moved)
     result, again = resume_and_compare(run_dir, STUB, cache, reference)
-    return {"injections": 1, **result, "clear_error": ok,
-            "outcome": f"{first_error(proc)}; after the fix (mv): exit {again.rc}"}
+    return {
+        "injections": 1,
+        **result,
+        "clear_error": ok,
+        "outcome": f"{first_error(proc)}; after the fix (mv): exit {again.rc}",
+    }
 
 
 @fault("call cache: truncated sqlite file", "storage")
@@ -627,8 +730,14 @@ def cache_truncated(ctx):
     db.close()
     os.truncate(cache, cache.stat().st_size // 3)
     proc = run_to_end(d / "run", STUB, cache)
-    return {"injections": 1, "tasks_lost": None, "tasks_duplicated": None, "results_equal": None,
-            "clear_error": clear_error(proc, str(cache)), "outcome": first_error(proc)}
+    return {
+        "injections": 1,
+        "tasks_lost": None,
+        "tasks_duplicated": None,
+        "results_equal": None,
+        "clear_error": clear_error(proc, str(cache)),
+        "outcome": first_error(proc),
+    }
 
 
 def enospc(ctx: Context, target: str) -> dict:
@@ -646,11 +755,13 @@ def enospc(ctx: Context, target: str) -> dict:
     cache = d / "calls.sqlite" if target == "journal" else mnt / "calls.sqlite"
     free_kib = 56 if target == "journal" else 100
     cmd = shell_join(command(run_dir, args, cache))
-    script = (f"mount -t tmpfs -o size=1m none {mnt}\n"
-              f"avail=$(df -k --output=avail {mnt} | tail -1)\n"
-              f"dd if=/dev/zero of={mnt}/filler bs=1k count=$((avail - {free_kib})) 2>/dev/null\n"
-              f"set +e\n{cmd} > {d}/out.txt 2>&1\necho $? > {d}/rc.txt\nset -e\n"
-              f"rm {mnt}/filler\ncp -a {mnt}/. {saved}/\n")
+    script = (
+        f"mount -t tmpfs -o size=1m none {mnt}\n"
+        f"avail=$(df -k --output=avail {mnt} | tail -1)\n"
+        f"dd if=/dev/zero of={mnt}/filler bs=1k count=$((avail - {free_kib})) 2>/dev/null\n"
+        f"set +e\n{cmd} > {d}/out.txt 2>&1\necho $? > {d}/rc.txt\nset -e\n"
+        f"rm {mnt}/filler\ncp -a {mnt}/. {saved}/\n"
+    )
     done = in_mount_namespace(script)
     out = (d / "out.txt").read_text() if (d / "out.txt").exists() else done.stderr
     proc = Proc(int((d / "rc.txt").read_text()) if (d / "rc.txt").exists() else -1, out)
@@ -667,11 +778,18 @@ def enospc(ctx: Context, target: str) -> dict:
                 shutil.copy(saved / f"calls.sqlite{suffix}", f"{cache}{suffix}")
     result, again = resume_and_compare(run_dir, args, cache, reference)
     # a clear error here is also a mid-run one, after the model (stub) served calls: allow that load
-    ok = ok or (proc.rc == 1 and "Traceback" not in out and sum(l.startswith("error:") for l in out.splitlines()) == 1
-                and "fix:" in out)
-    return {"injections": 1, **result, "clear_error": ok,
-            "outcome": f"ENOSPC after {before} tasks: {first_error(proc)}; resumed on a disk with room (exit "
-                       f"{again.rc})"}
+    ok = ok or (
+        proc.rc == 1
+        and "Traceback" not in out
+        and sum(l.startswith("error:") for l in out.splitlines()) == 1
+        and "fix:" in out
+    )
+    return {
+        "injections": 1,
+        **result,
+        "clear_error": ok,
+        "outcome": f"ENOSPC after {before} tasks: {first_error(proc)}; resumed on a disk with room (exit {again.rc})",
+    }
 
 
 @fault("disk full (ENOSPC) while writing the journal", "storage")
@@ -693,21 +811,28 @@ def read_only_run_dir(ctx):
     for label, target in (("a finished run", run_dir), ("a new run", run_dir.parent / "new")):
         target.mkdir(exist_ok=True)
         cmd = shell_join(command(target, STUB, cache))
-        script = (f"mount --bind {target} {target}\nmount -o remount,bind,ro {target}\n"
-                  f"set +e\n{cmd} > {target.parent}/out.txt 2>&1\necho $? > {target.parent}/rc.txt\n")
+        script = (
+            f"mount --bind {target} {target}\nmount -o remount,bind,ro {target}\n"
+            f"set +e\n{cmd} > {target.parent}/out.txt 2>&1\necho $? > {target.parent}/rc.txt\n"
+        )
         in_mount_namespace(script)
         results.append(Proc(int((target.parent / "rc.txt").read_text()), (target.parent / "out.txt").read_text()))
     ok = all(clear_error(p, "cannot be written", "read-only") for p in results)
     result = compare(run_dir, reference)  # nothing was changed or lost
-    return {"injections": 2, **result, "clear_error": ok,
-            "outcome": f"{first_error(results[0])} (for a finished run and a new one)"}
+    return {
+        "injections": 2,
+        **result,
+        "clear_error": ok,
+        "outcome": f"{first_error(results[0])} (for a finished run and a new one)",
+    }
 
 
 # -------------------------------------------------------------------------------------------------- served pools
 
 
-def served(ctx: Context, fault_spec: dict, label: str, args: list[str] | None = None, words=(),
-           expect_failure: bool = True) -> dict:
+def served(
+    ctx: Context, fault_spec: dict, label: str, args: list[str] | None = None, words=(), expect_failure: bool = True
+) -> dict:
     """Run the stub pool with a fault injected into its server, then (when it failed) rerun without the fault."""
     args = args or STUB + ["tasks.per_bin=2", "pool.agents.stub.timeout_s=3", "+pool.agents.stub.retries=3"]
     reference = ctx.reference(args)
@@ -721,8 +846,12 @@ def served(ctx: Context, fault_spec: dict, label: str, args: list[str] | None = 
         outcome = f"{first_error(proc)} after {before} tasks; the rerun resumed (exit {again.rc})"
         return {"injections": 1, **result, "clear_error": named, "outcome": outcome}
     result = compare(run_dir, reference)
-    return {"injections": 1, **result, "clear_error": None,
-            "outcome": f"exit {proc.rc}: the run finished through the fault"}
+    return {
+        "injections": 1,
+        **result,
+        "clear_error": None,
+        "outcome": f"exit {proc.rc}: the run finished through the fault",
+    }
 
 
 SERVED = STUB + ["tasks.per_bin=2", "pool.agents.stub.timeout_s=3", "+pool.agents.stub.retries=3"]
@@ -776,16 +905,21 @@ def digits_missing(ctx):
     reference = ctx.reference(args)
     result = compare(d / "run0", reference)
     result["results_equal"] = None  # other ratings, by design
-    return {"injections": 3, **result, "clear_error": None,
-            "outcome": "no digit / only '3' / NaN and -inf: " + "; ".join(
-                f"exit {rc}, {n} bids rated {means}" for rc, n, means in rows)}
+    return {
+        "injections": 3,
+        **result,
+        "clear_error": None,
+        "outcome": "no digit / only '3' / NaN and -inf: "
+        + "; ".join(f"exit {rc}, {n} bids rated {means}" for rc, n, means in rows),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- bad config
 
 
-def bad_input(ctx: Context, overrides: list[str], *words: str, hydra: bool = False, base=None,
-              then_ok: list[str] | None = None) -> dict:
+def bad_input(
+    ctx: Context, overrides: list[str], *words: str, hydra: bool = False, base=None, then_ok: list[str] | None = None
+) -> dict:
     d = ctx.fresh("bad")
     proc = run_to_end(d / "run", (base or STUB) + overrides, d / "calls.sqlite")
     ok = hydra_error(proc, *words) if hydra else clear_error(proc, *words)
@@ -794,8 +928,14 @@ def bad_input(ctx: Context, overrides: list[str], *words: str, hydra: bool = Fal
         fixed = run_to_end(d / "run", (base or STUB) + then_ok, d / "calls.sqlite")
         ok = ok and fixed.rc == 0
         outcome += f"; corrected, the same run directory runs (exit {fixed.rc})"
-    return {"injections": 1, "tasks_lost": None, "tasks_duplicated": None, "results_equal": None,
-            "clear_error": ok, "outcome": outcome}
+    return {
+        "injections": 1,
+        "tasks_lost": None,
+        "tasks_duplicated": None,
+        "results_equal": None,
+        "clear_error": ok,
+        "outcome": outcome,
+    }
 
 
 @fault("config: unknown pool", "bad config")
@@ -840,24 +980,40 @@ def concurrency_zero(ctx):
 
 def weights_file(ctx: Context, name: str, agents: list[str], **provenance) -> Path:
     path = ctx.root / f"weights-{name}.json"
-    path.write_text(json.dumps({"w_cost": 0.3, "w_entropy": 0.1, "w_jury": {a: 0.6 / len(agents) for a in agents},
-                                "provenance": provenance}))
+    path.write_text(
+        json.dumps(
+            {
+                "w_cost": 0.3,
+                "w_entropy": 0.1,
+                "w_jury": {a: 0.6 / len(agents) for a in agents},
+                "provenance": provenance,
+            }
+        )
+    )
     return path
 
 
 @fault("config: weights fitted for another pool", "bad config")
 def weights_other_pool(ctx):
-    path = weights_file(ctx, "cpu", ["smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"], pool="cpu",
-                        bid_max_tokens=128)
-    return bad_input(ctx, [f"auction.weights.path={path}"], "fitted for pool 'cpu'", "sale.fit pool=stub",
-                     base=STUB_SALE)
+    path = weights_file(
+        ctx, "cpu", ["smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"], pool="cpu", bid_max_tokens=128
+    )
+    return bad_input(
+        ctx, [f"auction.weights.path={path}"], "fitted for pool 'cpu'", "sale.fit pool=stub", base=STUB_SALE
+    )
 
 
 @fault("config: weights fitted for another bid cap", "bad config")
 def weights_other_cap(ctx):
     path = weights_file(ctx, "cap64", ["stub"], pool="stub", bid_max_tokens=64)
-    return bad_input(ctx, [f"auction.weights.path={path}"], "capped at 64", "auction.bid_max_tokens",
-                     base=STUB_SALE, then_ok=[f"auction.weights.path={path}", "auction.bid_max_tokens=64"])
+    return bad_input(
+        ctx,
+        [f"auction.weights.path={path}"],
+        "capped at 64",
+        "auction.bid_max_tokens",
+        base=STUB_SALE,
+        then_ok=[f"auction.weights.path={path}", "auction.bid_max_tokens=64"],
+    )
 
 
 @fault("config: weights file that is not JSON", "bad config")
@@ -871,9 +1027,14 @@ def weights_garbage(ctx):
 def rerun_other_config(ctx):
     run_dir, cache, _ = finished_copy(ctx, STUB, "otherconfig")
     proc = run_to_end(run_dir, STUB + ["seed=1"], cache)
-    return {"injections": 1, "tasks_lost": None, "tasks_duplicated": None, "results_equal": None,
-            "clear_error": clear_error(proc, "different config", "seed differ", "run.name"),
-            "outcome": first_error(proc)}
+    return {
+        "injections": 1,
+        "tasks_lost": None,
+        "tasks_duplicated": None,
+        "results_equal": None,
+        "clear_error": clear_error(proc, "different config", "seed differ", "run.name"),
+        "outcome": first_error(proc),
+    }
 
 
 # --------------------------------------------------------------------------------------------------- model files
@@ -905,11 +1066,17 @@ def model_file_fault(ctx: Context, how: str) -> dict:
     elif how == "other":
         other = models_dir() / catalogue()["qwen2.5-coder-0.5b-instruct-q4_k_m"]["filename"]
         target.symlink_to(other)
-    proc = run_to_end(d / "run", CPU_SMALL + ["tasks.bins=[1]"], d / "calls.sqlite",
-                      env=env_for(SALE_CACHE_DIR=str(d / "cache")))
-    return {"injections": 1, "tasks_lost": None, "tasks_duplicated": None, "results_equal": None,
-            "clear_error": clear_error(proc, "corrupt or incomplete", "sale.llm.assets fetch"),
-            "outcome": first_error(proc)}
+    proc = run_to_end(
+        d / "run", CPU_SMALL + ["tasks.bins=[1]"], d / "calls.sqlite", env=env_for(SALE_CACHE_DIR=str(d / "cache"))
+    )
+    return {
+        "injections": 1,
+        "tasks_lost": None,
+        "tasks_duplicated": None,
+        "results_equal": None,
+        "clear_error": clear_error(proc, "corrupt or incomplete", "sale.llm.assets fetch"),
+        "outcome": first_error(proc),
+    }
 
 
 @fault("model file truncated", "model files")
@@ -941,12 +1108,20 @@ def cache_dir_read_only(ctx):
     (cache_dir / "models").mkdir(parents=True)
     shutil.copy2(models_dir() / entry["filename"], cache_dir / "models" / entry["filename"])
     cmd = shell_join(command(d / "run", CPU_SMALL + ["tasks.bins=[1]"], None))
-    script = (f"mount --bind {cache_dir} {cache_dir}\nmount -o remount,bind,ro {cache_dir}\n"
-              f"set +e\nSALE_CACHE_DIR={cache_dir} {cmd} > {d}/out.txt 2>&1\necho $? > {d}/rc.txt\n")
+    script = (
+        f"mount --bind {cache_dir} {cache_dir}\nmount -o remount,bind,ro {cache_dir}\n"
+        f"set +e\nSALE_CACHE_DIR={cache_dir} {cmd} > {d}/out.txt 2>&1\necho $? > {d}/rc.txt\n"
+    )
     in_mount_namespace(script)
     proc = Proc(int((d / "rc.txt").read_text()), (d / "out.txt").read_text())
-    return {"injections": 1, "tasks_lost": None, "tasks_duplicated": None, "results_equal": None,
-            "clear_error": clear_error(proc, "call cache", "run.cache"), "outcome": first_error(proc)}
+    return {
+        "injections": 1,
+        "tasks_lost": None,
+        "tasks_duplicated": None,
+        "results_equal": None,
+        "clear_error": clear_error(proc, "call cache", "run.cache"),
+        "outcome": first_error(proc),
+    }
 
 
 # ------------------------------------------------------------------------------------------ hostile generated code
@@ -967,18 +1142,27 @@ def hostile(name: str, code: str, contained: Callable, timeout_s: float = 3.0, *
     marker = f"sale-faults-{name}-{time.time_ns()}"
     result, left = sandboxed(code, marker, timeout_s, **kw)
     ok = bool(contained(result)) and not left
-    return {"injections": 1, "tasks_lost": None, "tasks_duplicated": None, "results_equal": None,
-            "clear_error": None, "contained": ok,
-            "outcome": f"status {result.status}; {result.stdout.strip()[:60]!r}; {len(left)} processes left"}
+    return {
+        "injections": 1,
+        "tasks_lost": None,
+        "tasks_duplicated": None,
+        "results_equal": None,
+        "clear_error": None,
+        "contained": ok,
+        "outcome": f"status {result.status}; {result.stdout.strip()[:60]!r}; {len(left)} processes left",
+    }
 
 
 @fault("hostile code: symlink escape (write through a link to outside)", "hostile code")
 def symlink_escape(ctx):
     target = ctx.root / f"escaped-{time.time_ns()}"
-    code = (f"import os\nos.symlink({str(target)!r}, 'link')\nos.symlink('/', 'root')\n"
-            f"try:\n    open('link', 'w').write('x')\n    print('WROTE')\nexcept OSError as e:\n    print('refused', e.errno)\n"
-            f"try:\n    open('root/tmp/sale-escape', 'w').write('x')\n    print('WROTE2')\nexcept OSError as e:\n"
-            f"    print('refused', e.errno)\n")
+    code = (
+        f"import os\nos.symlink({str(target)!r}, 'link')\nos.symlink('/', 'root')\n"
+        "try:\n    open('link', 'w').write('x')\n    print('WROTE')\n"
+        "except OSError as e:\n    print('refused', e.errno)\n"
+        f"try:\n    open('root/tmp/sale-escape', 'w').write('x')\n    print('WROTE2')\nexcept OSError as e:\n"
+        f"    print('refused', e.errno)\n"
+    )
     row = hostile("symlink", code, lambda r: "WROTE" not in r.stdout and r.stdout.count("refused") == 2)
     row["contained"] = row["contained"] and not target.exists() and not Path("/tmp/sale-escape").exists()
     return row
@@ -986,10 +1170,12 @@ def symlink_escape(ctx):
 
 @fault("hostile code: /proc escapes (the caller's cwd and root)", "hostile code")
 def proc_escape(ctx):
-    code = ("import os\nppid = os.getppid()\nfor path in (f'/proc/{ppid}/cwd/sale-escape', f'/proc/{ppid}/root/tmp/"
-            "sale-escape', '/proc/1/root/tmp/sale-escape', '/proc/sys/vm/drop_caches'):\n"
-            "    try:\n        open(path, 'w').write('3')\n        print('WROTE', path)\n"
-            "    except OSError as e:\n        print('refused', e.errno)\n")
+    code = (
+        "import os\nppid = os.getppid()\nfor path in (f'/proc/{ppid}/cwd/sale-escape', f'/proc/{ppid}/root/tmp/"
+        "sale-escape', '/proc/1/root/tmp/sale-escape', '/proc/sys/vm/drop_caches'):\n"
+        "    try:\n        open(path, 'w').write('3')\n        print('WROTE', path)\n"
+        "    except OSError as e:\n        print('refused', e.errno)\n"
+    )
     return hostile("proc", code, lambda r: "WROTE" not in r.stdout and r.stdout.count("refused") == 4)
 
 
@@ -998,10 +1184,12 @@ def parent_env(ctx):
     secret = f"sale-secret-{os.urandom(8).hex()}"
     os.environ["SALE_FAULTS_SECRET"] = secret
     try:
-        code = ("import os, glob\nfound = [k for k, v in os.environ.items() if 'sale-secret' in v]\n"
-                "for path in glob.glob('/proc/[0-9]*/environ'):\n"
-                "    try:\n        if b'sale-secret' in open(path, 'rb').read():\n            found.append(path)\n"
-                "    except OSError:\n        pass\nprint('found', found)\n")
+        code = (
+            "import os, glob\nfound = [k for k, v in os.environ.items() if 'sale-secret' in v]\n"
+            "for path in glob.glob('/proc/[0-9]*/environ'):\n"
+            "    try:\n        if b'sale-secret' in open(path, 'rb').read():\n            found.append(path)\n"
+            "    except OSError:\n        pass\nprint('found', found)\n"
+        )
         return hostile("env", code, lambda r: r.stdout.strip() == "found []")
     finally:
         del os.environ["SALE_FAULTS_SECRET"]
@@ -1009,36 +1197,49 @@ def parent_env(ctx):
 
 @fault("hostile code: ptrace the caller", "hostile code")
 def ptrace(ctx):
-    code = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nPTRACE_ATTACH, PTRACE_SEIZE = 16, 0x4206\n"
-            "for pid in (os.getppid(), 1):\n    for req in (PTRACE_ATTACH, PTRACE_SEIZE):\n"
-            "        rc = libc.ptrace(req, pid, None, None)\n        print('rc', rc, ctypes.get_errno())\n")
+    code = (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nPTRACE_ATTACH, PTRACE_SEIZE = 16, 0x4206\n"
+        "for pid in (os.getppid(), 1):\n    for req in (PTRACE_ATTACH, PTRACE_SEIZE):\n"
+        "        rc = libc.ptrace(req, pid, None, None)\n        print('rc', rc, ctypes.get_errno())\n"
+    )
     return hostile("ptrace", code, lambda r: r.stdout.count("rc -1 1") == 4)
 
 
 @fault("hostile code: thread bomb", "hostile code")
 def thread_bomb(ctx):
-    code = ("import threading, time\nn = 0\ntry:\n    while True:\n"
-            "        threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n        n += 1\n"
-            "except Exception as e:\n    print('stopped at', n, type(e).__name__, flush=True)\n    time.sleep(60)\n")
-    row = hostile("threads", code, lambda r: r.status in ("timeout", "error", "memory") and "stopped at" in r.stdout,
-                  timeout_s=3.0, max_processes=32)
+    code = (
+        "import threading, time\nn = 0\ntry:\n    while True:\n"
+        "        threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n        n += 1\n"
+        "except Exception as e:\n    print('stopped at', n, type(e).__name__, flush=True)\n    time.sleep(60)\n"
+    )
+    row = hostile(
+        "threads",
+        code,
+        lambda r: r.status in ("timeout", "error", "memory") and "stopped at" in r.stdout,
+        timeout_s=3.0,
+        max_processes=32,
+    )
     return row
 
 
 @fault("hostile code: double-forked child outliving the timeout", "hostile code")
 def double_fork(ctx):
-    code = ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-            "        import signal\n        signal.signal(signal.SIGTERM, signal.SIG_IGN)\n        time.sleep(300)\n"
-            "    os._exit(0)\ntime.sleep(300)\n")
+    code = (
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        "        import signal\n        signal.signal(signal.SIGTERM, signal.SIG_IGN)\n        time.sleep(300)\n"
+        "    os._exit(0)\ntime.sleep(300)\n"
+    )
     return hostile("dfork", code, lambda r: r.status == "timeout", timeout_s=2.0)
 
 
 @fault("hostile code: ignores SIGTERM while filling its pipe", "hostile code")
 def sigterm_pipe(ctx):
-    code = ("import os, signal, subprocess, sys\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-            "child = subprocess.Popen([sys.executable, '-c', 'import signal, sys\\nsignal.signal(signal.SIGTERM, "
-            "signal.SIG_IGN)\\nwhile True: sys.stdout.write(\"x\" * 65536)'], stdout=subprocess.PIPE)\n"
-            "while True:\n    os.write(1, b'y' * 65536)\n")
+    code = (
+        "import os, signal, subprocess, sys\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import signal, sys\\nsignal.signal(signal.SIGTERM, "
+        'signal.SIG_IGN)\\nwhile True: sys.stdout.write("x" * 65536)\'], stdout=subprocess.PIPE)\n'
+        "while True:\n    os.write(1, b'y' * 65536)\n"
+    )
     return hostile("pipe", code, lambda r: r.status in ("timeout", "error") and r.truncated, timeout_s=2.0)
 
 
@@ -1053,43 +1254,87 @@ def malformed_run(ctx: Context, args: list[str], replies: list[str], label: str,
     result = compare(d / "run", expected) if proc.rc == 0 else {"tasks_lost": None, "tasks_duplicated": None}
     result["results_equal"] = None  # other replies, other results: the point is that every task finishes
     handled = proc.rc == 0 and "Traceback" not in proc.out and check(results)
-    return {"injections": len(replies), **result, "clear_error": None, "contained": handled,
-            "outcome": f"exit {proc.rc}; {len(results)} tasks, malformed replies counted: "
-                       f"{int(results['malformed'].sum()) if 'malformed' in results else '?'}"}
+    return {
+        "injections": len(replies),
+        **result,
+        "clear_error": None,
+        "contained": handled,
+        "outcome": f"exit {proc.rc}; {len(results)} tasks, malformed replies counted: "
+        f"{int(results['malformed'].sum()) if 'malformed' in results else '?'}",
+    }
 
 
 @fault("model output: malformed bids (empty, braces, huge, control bytes)", "malformed output")
 def malformed_bids(ctx):
-    replies = ["", "   \n\t", "{description} {plan} {0} }{ %s", "plan " * 400, "\x00\x1b[31m\ud7ff" + "é" * 50,
-               "Action: answer[stub]"]
-    return malformed_run(ctx, STUB_SALE + ["tasks.per_bin=2"], replies, "bids",
-                         lambda r: len(r) == 10)  # an empty winning plan is logged as none
+    replies = [
+        "",
+        "   \n\t",
+        "{description} {plan} {0} }{ %s",
+        "plan " * 400,
+        "\x00\x1b[31m\ud7ff" + "é" * 50,
+        "Action: answer[stub]",
+    ]
+    return malformed_run(
+        ctx, STUB_SALE + ["tasks.per_bin=2"], replies, "bids", lambda r: len(r) == 10
+    )  # an empty winning plan is logged as none
 
 
 @fault("model output: malformed ReAct actions", "malformed output")
 def malformed_actions(ctx):
-    replies = ["no action at all", "Action: search[]", "Action: open[../../../etc/passwd]", "Action: delete[x]",
-               "Action: answer[", "Action: search[" + "a " * 3000 + "]", "Action: open[\x00]",
-               "Action: search[[nested] brackets]", "Action: answer[stub]"]
-    return malformed_run(ctx, STUB + ["tasks.per_bin=2", "agent.max_turns.search=12"], replies, "actions",
-                         lambda r: len(r) == 10 and (r["malformed"] > 0).any())
+    replies = [
+        "no action at all",
+        "Action: search[]",
+        "Action: open[../../../etc/passwd]",
+        "Action: delete[x]",
+        "Action: answer[",
+        "Action: search[" + "a " * 3000 + "]",
+        "Action: open[\x00]",
+        "Action: search[[nested] brackets]",
+        "Action: answer[stub]",
+    ]
+    return malformed_run(
+        ctx,
+        STUB + ["tasks.per_bin=2", "agent.max_turns.search=12"],
+        replies,
+        "actions",
+        lambda r: len(r) == 10 and (r["malformed"] > 0).any(),
+    )
 
 
 @fault("model output: malformed code blocks", "malformed output")
 def malformed_code(ctx):
-    replies = ["no code here", "```python\ndef broken(:\n```", "```python\nprint('__SALE_EXAMPLE__{not json')\n"
-               "print('__SALE_EXAMPLE__[1, 2]')\nprint('__SALE_EXAMPLE__{\"ok\": 1}')\n```",
-               "```python\nwhile True: pass\n", "```\nimport os\nos._exit(0)\n```", "def f(", "``````"]
-    args = ["pool=stub", "tasks=humaneval", "tasks.per_bin=1", "tasks.bins=[1,2]", "method=single",
-            "pool.agents.stub.serve.delay_s=0.01", "agent.max_turns.coding=7"]
+    replies = [
+        "no code here",
+        "```python\ndef broken(:\n```",
+        "```python\nprint('__SALE_EXAMPLE__{not json')\n"
+        "print('__SALE_EXAMPLE__[1, 2]')\nprint('__SALE_EXAMPLE__{\"ok\": 1}')\n```",
+        "```python\nwhile True: pass\n",
+        "```\nimport os\nos._exit(0)\n```",
+        "def f(",
+        "``````",
+    ]
+    args = [
+        "pool=stub",
+        "tasks=humaneval",
+        "tasks.per_bin=1",
+        "tasks.bins=[1,2]",
+        "method=single",
+        "pool.agents.stub.serve.delay_s=0.01",
+        "agent.max_turns.coding=7",
+    ]
     return malformed_run(ctx, args, replies, "code", lambda r: len(r) == 2 and (r["malformed"] > 0).all())
 
 
 @fault("model output: jury digits malformed (null log-probability)", "malformed output")
 def jury_null(ctx):
     args = STUB_SALE + ["tasks.per_bin=1", "+pool.agents.stub.retries=1"]
-    return served(ctx, {"jury_tokens": [["3", None]]}, "jurynull", args=args,
-                  words=["log-probabilities without the expected fields"])
+    return served(
+        ctx,
+        {"jury_tokens": [["3", None]]},
+        "jurynull",
+        args=args,
+        words=["log-probabilities without the expected fields"],
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------- main
@@ -1105,8 +1350,11 @@ def run_faults(faults: list[Fault], root: Path, log=print) -> pd.DataFrame:
         except Exception as e:  # a crash of the fault itself is a failed row, not the end of the suite
             import traceback
 
-            row = {"injections": 0, "outcome": f"FAULT CRASHED: {type(e).__name__}: {e}",
-                   "trace": traceback.format_exc()[-2000:]}
+            row = {
+                "injections": 0,
+                "outcome": f"FAULT CRASHED: {type(e).__name__}: {e}",
+                "trace": traceback.format_exc()[-2000:],
+            }
         row = {"fault": f.name, "category": f.category, **row, "seconds": round(time.time() - t0, 1)}
         rows.append(row)
         log(f"[faults] {f.name}: {verdict(row)} ({row['seconds']} s) {row.get('outcome', '')}")
@@ -1136,8 +1384,17 @@ def to_markdown(df: pd.DataFrame) -> str:
             return str(int(v))
         return str(v).replace("|", "\\|").replace("\n", " ")
 
-    cols = ["fault", "injections", "tasks_lost", "tasks_duplicated", "results_equal", "clear_error", "contained",
-            "verdict", "outcome"]
+    cols = [
+        "fault",
+        "injections",
+        "tasks_lost",
+        "tasks_duplicated",
+        "results_equal",
+        "clear_error",
+        "contained",
+        "verdict",
+        "outcome",
+    ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for category, group in df.groupby("category", sort=False):
         lines.append(f"| **{category}** |" + " |" * (len(cols) - 1))
@@ -1155,12 +1412,14 @@ def write_table(table: pd.DataFrame, out: Path) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out / "faults.parquet", index=False)
     n_ok = int((table["verdict"] == "ok").sum())
-    header = (f"# Faults injected (`python scripts/faults.py`)\n\n{len(table)} faults, {n_ok} ok, "
-              f"{int(table['verdict'].str.startswith('FAILED').sum())} failed, "
-              f"{int((table['verdict'] == 'SKIPPED').sum())} skipped; {int(table['injections'].fillna(0).sum())} "
-              f"injections in {table['seconds'].sum() / 60:.1f} min of runs ({time.strftime('%Y-%m-%d')}, 2 shared "
-              f"cores). Columns: see the script's docstring; `contained`: hostile code or malformed output was "
-              f"contained and the run finished; – = does not apply.\n\n")
+    header = (
+        f"# Faults injected (`python scripts/faults.py`)\n\n{len(table)} faults, {n_ok} ok, "
+        f"{int(table['verdict'].str.startswith('FAILED').sum())} failed, "
+        f"{int((table['verdict'] == 'SKIPPED').sum())} skipped; {int(table['injections'].fillna(0).sum())} "
+        f"injections in {table['seconds'].sum() / 60:.1f} min of runs ({time.strftime('%Y-%m-%d')}, 2 shared "
+        f"cores). Columns: see the script's docstring; `contained`: hostile code or malformed output was "
+        f"contained and the run finished; – = does not apply.\n\n"
+    )
     (out / "faults.md").write_text(header + to_markdown(table))
     print(header + to_markdown(table))
     return table
@@ -1172,15 +1431,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-k", action="append", default=[], help="only faults whose name contains this (repeatable)")
     ap.add_argument("--out", default=str(OUT_DIR), help="where faults.parquet and faults.md go")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
-    ap.add_argument("--merge", action="store_true",
-                    help="replace only these faults' rows in the existing table (rerun a few, keep the rest)")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only these faults' rows in the existing table (rerun a few, keep the rest)",
+    )
     args = ap.parse_args(argv)
-    chosen = [f for f in FAULTS if (f.fast or not args.fast)
-              and (not args.k or any(k.lower() in f.name.lower() for k in args.k))]
+    chosen = [
+        f
+        for f in FAULTS
+        if (f.fast or not args.fast) and (not args.k or any(k.lower() in f.name.lower() for k in args.k))
+    ]
     root = Path(tempfile.mkdtemp(prefix="sale-faults-"))
     snapshot(root)
     print(f"[faults] {len(chosen)} faults; scratch {root} (child runs import a frozen copy of src/ and conf/)")
-    t0 = time.time()
     try:
         df = run_faults(chosen, root)
     finally:

@@ -61,14 +61,19 @@ def write_csv(path: Path, rows: list[dict], columns) -> None:
 
 
 def bin_counts(rows: list[dict]) -> dict:
-    return {b: {s: sum(r["bin"] == b and r["split"] == s for r in rows) for s in ("train", "test")} for b in range(1, N_BINS + 1)}
+    return {
+        b: {s: sum(r["bin"] == b and r["split"] == s for r in rows) for s in ("train", "test")}
+        for b in range(1, N_BINS + 1)
+    }
 
 
 def record_bins(domain: str, entry: dict) -> None:
     bins = yaml.safe_load(BINS_FILE.read_text()) if BINS_FILE.exists() else {}
     bins[domain] = entry
     BINS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    header = "# Written by scripts/make_task_data.py. Bin k holds tau in (edge[k-1], edge[k]]: right-closed quintiles.\n"
+    header = (
+        "# Written by scripts/make_task_data.py. Bin k holds tau in (edge[k-1], edge[k]]: right-closed quintiles.\n"
+    )
     BINS_FILE.write_text(header + yaml.safe_dump(bins, sort_keys=True, width=100, default_flow_style=None))
 
 
@@ -129,11 +134,14 @@ def make_phantomwiki() -> None:
         }
     provenance = {
         "generator": f"phantom-wiki=={version('phantom-wiki')}",
-        "filter": f"dropped: empty gold answer list, more than {phantomwiki.MAX_ANSWERS} gold answers, repeated question text",
+        "filter": f"dropped: empty gold answer list, more than {phantomwiki.MAX_ANSWERS} gold answers, "
+        "repeated question text",
         "universes": universes,
     }
     header = "# Written by scripts/make_task_data.py: how each universe was generated (OUT: a temporary folder).\n"
-    (phantomwiki.UNIVERSES_DIR / "universes.yaml").write_text(header + yaml.safe_dump(provenance, sort_keys=True, width=1000, default_flow_style=None))
+    (phantomwiki.UNIVERSES_DIR / "universes.yaml").write_text(
+        header + yaml.safe_dump(provenance, sort_keys=True, width=1000, default_flow_style=None)
+    )
 
     rows, edges = phantomwiki.build_table({u: split for u, (split, _) in PHANTOMWIKI_UNIVERSES.items()})
     write_csv(phantomwiki.TAU_TABLE, rows, phantomwiki.TABLE_COLUMNS)
@@ -144,7 +152,8 @@ def make_phantomwiki() -> None:
             "tau_model": f"tau = {phantomwiki.BASE_MINUTES:g} + {phantomwiki.MINUTES_PER_HOP:g} * hops",
             "edges_minutes": edges,
             "edges_hops": hop_edges,
-            "split": "one universe per split: " + ", ".join(f"{u} -> {s}" for u, (s, _) in PHANTOMWIKI_UNIVERSES.items()),
+            "split": "one universe per split: "
+            + ", ".join(f"{u} -> {s}" for u, (s, _) in PHANTOMWIKI_UNIVERSES.items()),
             "counts": bin_counts(rows),
         },
     )

@@ -1,7 +1,7 @@
 """Execute the numbered notebooks against the logs (they only read logs) and write figures/.
 
-    python scripts/run_notebooks.py                 # every notebooks/NN_*.ipynb, outputs saved in place
-    python scripts/run_notebooks.py 01_scaling      # just one
+python scripts/run_notebooks.py                 # every notebooks/NN_*.ipynb, outputs saved in place
+python scripts/run_notebooks.py 01_scaling      # just one
 """
 
 import argparse
@@ -28,8 +28,9 @@ def main() -> int:
         t0 = time.perf_counter()
         nb = nbformat.read(path, as_version=4)
         try:
-            NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
-                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            NotebookClient(
+                nb, timeout=args.timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+            ).execute()
             nbformat.write(nb, path)
             print(f"[notebooks] {path.name}: ok ({time.perf_counter() - t0:.0f} s)")
         except Exception as e:  # report every notebook, then fail

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sale.tasks.graders import normalize_answer
 from sale.tasks import load_tasks
+from sale.tasks.graders import normalize_answer
 
 
 def observations(trajectory: list[dict]) -> str:
@@ -37,8 +37,14 @@ def grounded(gold: list[str], trajectory: list[dict]) -> bool:
 
 
 def failure_kind(trajectory: list[dict], forced: bool) -> str:
-    repeat = next((s["content"] for s in trajectory if s.get("role") == "user"
-                   and s.get("content", "").startswith("Observation: You already did")), None)
+    repeat = next(
+        (
+            s["content"]
+            for s in trajectory
+            if s.get("role") == "user" and s.get("content", "").startswith("Observation: You already did")
+        ),
+        None,
+    )
     if repeat is None:
         return "forced, no loop" if forced else "wrong answer"
     left = repeat.rsplit("Question left:", 1)[-1]
@@ -51,42 +57,79 @@ def load(run_dir: Path) -> pd.DataFrame:
 
     df = load_logs(run_dir)["results"]
     df = df[df["domain"] == "search"].copy()
-    gold = {t.id: list(t.payload["answers"]) for t in load_tasks({"name": "s", "sources": ["phantomwiki"],
-                                                                   "split": "all"})}
+    gold = {
+        t.id: list(t.payload["answers"]) for t in load_tasks({"name": "s", "sources": ["phantomwiki"], "split": "all"})
+    }
     rows = []
     for _, r in df.iterrows():
         traj = json.loads(r["trajectory"])
-        forced = bool(r["forced"]) if "forced" in r and pd.notna(r["forced"]) else any(
-            s.get("forced") for s in traj if s.get("tool") == "answer")
-        tool_actions = r["tool_actions"] if "tool_actions" in r and pd.notna(r["tool_actions"]) else sum(
-            1 for s in traj if s.get("role") == "tool" and s.get("tool") != "answer")
-        rows.append({"run": run_dir.name, "arm": r["arm"], "agent": r["agent"], "bin": int(r["bin"]),
-                     "task_id": r["task_id"], "passed": bool(r["passed"]), "turns": int(r["turns"]),
-                     "tool_actions": int(tool_actions), "malformed": int(r["malformed"]), "forced": forced,
-                     "answered": bool(r["self_check"]),
-                     "failure": None if r["passed"] else failure_kind(traj, forced),
-                     "chain": bool(r["passed"]) and not forced and grounded(gold[r["task_id"]], traj)})
+        forced = (
+            bool(r["forced"])
+            if "forced" in r and pd.notna(r["forced"])
+            else any(s.get("forced") for s in traj if s.get("tool") == "answer")
+        )
+        tool_actions = (
+            r["tool_actions"]
+            if "tool_actions" in r and pd.notna(r["tool_actions"])
+            else sum(1 for s in traj if s.get("role") == "tool" and s.get("tool") != "answer")
+        )
+        rows.append(
+            {
+                "run": run_dir.name,
+                "arm": r["arm"],
+                "agent": r["agent"],
+                "bin": int(r["bin"]),
+                "task_id": r["task_id"],
+                "passed": bool(r["passed"]),
+                "turns": int(r["turns"]),
+                "tool_actions": int(tool_actions),
+                "malformed": int(r["malformed"]),
+                "forced": forced,
+                "answered": bool(r["self_check"]),
+                "failure": None if r["passed"] else failure_kind(traj, forced),
+                "chain": bool(r["passed"]) and not forced and grounded(gold[r["task_id"]], traj),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def table(df: pd.DataFrame) -> pd.DataFrame:
     g = df.groupby(["agent", "bin"])
-    out = pd.DataFrame({"n": g.size(), "pass@1": g["passed"].mean(), "passes": g["passed"].sum(),
-                        "chain passes": g["chain"].sum(), "forced": g["forced"].sum(),
-                        "forced passes": g.apply(lambda x: int((x["passed"] & x["forced"]).sum())),
-                        "no answer": g.apply(lambda x: int((~x["answered"]).sum())),
-                        "turns": g["turns"].mean(), "tool actions": g["tool_actions"].mean(),
-                        "malformed": g["malformed"].mean()})
+    out = pd.DataFrame(
+        {
+            "n": g.size(),
+            "pass@1": g["passed"].mean(),
+            "passes": g["passed"].sum(),
+            "chain passes": g["chain"].sum(),
+            "forced": g["forced"].sum(),
+            "forced passes": g.apply(lambda x: int((x["passed"] & x["forced"]).sum())),
+            "no answer": g.apply(lambda x: int((~x["answered"]).sum())),
+            "turns": g["turns"].mean(),
+            "tool actions": g["tool_actions"].mean(),
+            "malformed": g["malformed"].mean(),
+        }
+    )
     tot = df.groupby("agent")
-    all_rows = pd.DataFrame({"n": tot.size(), "pass@1": tot["passed"].mean(), "passes": tot["passed"].sum(),
-                             "chain passes": tot["chain"].sum(), "forced": tot["forced"].sum(),
-                             "forced passes": tot.apply(lambda x: int((x["passed"] & x["forced"]).sum())),
-                             "no answer": tot.apply(lambda x: int((~x["answered"]).sum())),
-                             "turns": tot["turns"].mean(), "tool actions": tot["tool_actions"].mean(),
-                             "malformed": tot["malformed"].mean()})
+    all_rows = pd.DataFrame(
+        {
+            "n": tot.size(),
+            "pass@1": tot["passed"].mean(),
+            "passes": tot["passed"].sum(),
+            "chain passes": tot["chain"].sum(),
+            "forced": tot["forced"].sum(),
+            "forced passes": tot.apply(lambda x: int((x["passed"] & x["forced"]).sum())),
+            "no answer": tot.apply(lambda x: int((~x["answered"]).sum())),
+            "turns": tot["turns"].mean(),
+            "tool actions": tot["tool_actions"].mean(),
+            "malformed": tot["malformed"].mean(),
+        }
+    )
     all_rows["bin"] = "all"
-    out = pd.concat([out.reset_index(), all_rows.reset_index()]).set_index(["agent", "bin"]).sort_index(
-        key=lambda s: s.astype(str))
+    out = (
+        pd.concat([out.reset_index(), all_rows.reset_index()])
+        .set_index(["agent", "bin"])
+        .sort_index(key=lambda s: s.astype(str))
+    )
     return out.round(2)
 
 

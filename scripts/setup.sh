@@ -4,11 +4,13 @@
 # llama.cpp engine runs on this CPU. Every make target calls it; a second run does next to nothing.
 #   POOL=cpu (default) | tiny | qwen3 ...   which pool's model assets to fetch
 #   VENV=.venv                               where the environment lives
+#   EXTRAS=cluster                           optional extras to install (make test and make lint add dev)
 #   SALE_CACHE_DIR=.cache                    where model files are assembled (git-ignored)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 POOL=${POOL:-cpu}
+EXTRAS=${EXTRAS:-cluster}
 if [ -z "${PYTHON:-}" ]; then
   if command -v python3.11 >/dev/null 2>&1 && python3.11 -c 'pass' 2>/dev/null; then PYTHON=python3.11; else PYTHON=python3; fi
 fi
@@ -19,7 +21,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP="$VENV/bin/python -m pip"
 stamp="$VENV/.sale-installed"
-want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+want=$( (cat pyproject.toml; echo "$EXTRAS") | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # torch first: with 2.13.0 present, the package's 'torch>=2.4' installs nothing more (no CUDA wheels).
   if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
@@ -27,7 +29,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     $PIP install -q torch==2.13.0
   fi
   echo "[setup] installing the sale package and its dependencies"
-  $PIP install -q -e ".[cluster]"
+  $PIP install -q -e ".[$EXTRAS]"
   echo "$want" > "$stamp"
 fi
 "$VENV/bin/python" -m sale.assets fetch "pool=$POOL"

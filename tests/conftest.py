@@ -11,8 +11,8 @@ os.environ.setdefault("SALE_CACHE_SHARDS", "")  # tests compute their calls; tes
 @pytest.fixture(scope="session")
 def tiny_pool():
     """The `tiny` pool (random 2-layer models, transformers backend), built into the cache on first use."""
-    from sale.llm.assets import fetch_asset, pool_assets
     from sale.llm import load_pool
+    from sale.llm.assets import fetch_asset, pool_assets
 
     for _, asset in pool_assets("tiny"):
         fetch_asset(asset)

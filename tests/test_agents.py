@@ -7,12 +7,12 @@ import pytest
 from sale.agents import run_agent
 from sale.agents.coder import docstring_examples, extract_code, run_examples
 from sale.agents.searcher import parse_action
+from sale.config import compose
 from sale.harness.ledger import Ledger
+from sale.harness.methods import grade
 from sale.llm import AgentSpec, Pool
 from sale.llm.base import Generation
-from sale.harness.methods import grade
 from sale.tasks import load_tasks
-from sale.config import compose
 
 PROMPTS = compose().agent.prompts  # the agents' prompts, as a run composes them
 
@@ -65,8 +65,13 @@ def test_docstring_examples_are_the_visible_tests():
 
 
 def test_coder_revises_after_failing_examples_and_survives_malformed_replies():
-    ledger, llm = scripted_ledger(["no code here", "```python\ndef add(x, y):\n    return x - y\n```",
-                                   "```python\ndef add(x, y):\n    return x + y\n```"])
+    ledger, llm = scripted_ledger(
+        [
+            "no code here",
+            "```python\ndef add(x, y):\n    return x - y\n```",
+            "```python\ndef add(x, y):\n    return x + y\n```",
+        ]
+    )
     result = run_agent(ledger, "bot", ADD, plan="Return the sum.", prompts=PROMPTS, max_turns=3)
     assert result.malformed == 1 and result.turns == 3 and result.self_check
     assert "Follow this plan:\nReturn the sum." in json.loads(json.dumps(result.trajectory))[1]["content"]
@@ -96,8 +101,14 @@ QUESTION = task("phantomwiki", "phantomwiki/test/q0000")
 def test_searcher_loop_uses_tools_and_recovers_from_bad_actions():
     person = QUESTION.payload["question"]
     gold = ", ".join(QUESTION.payload["answers"])
-    ledger, llm = scripted_ledger(["Hmm.", f"Thought: search\nAction: search[{person}]",
-                                   "Thought: read\nAction: open[Nobody At All]", f"Action: answer[{gold}]"])
+    ledger, llm = scripted_ledger(
+        [
+            "Hmm.",
+            f"Thought: search\nAction: search[{person}]",
+            "Thought: read\nAction: open[Nobody At All]",
+            f"Action: answer[{gold}]",
+        ]
+    )
     result = run_agent(ledger, "bot", QUESTION, prompts=PROMPTS, max_turns=6)
     assert result.malformed == 1 and result.turns == 4 and result.output == gold
     tools = [s.get("tool") for s in result.trajectory if s["role"] == "tool"]
@@ -110,10 +121,14 @@ CHAIN = task("phantomwiki", "phantomwiki/train/q0130")  # the sister of the husb
 
 
 def test_searcher_follows_a_chain_with_lookups_and_the_progress_note():
-    ledger, llm = scripted_ledger(["Thought: first\nAction: lookup[husband of Jeannie Mcclain]",
-                                   "Thought: again\nAction: lookup[husband of Jeannie Mcclain]",
-                                   "Thought: next\nAction: lookup[sister of Orlando Mcclain]",
-                                   "Thought: done\nAction: answer[Allyson Riedel]"])
+    ledger, llm = scripted_ledger(
+        [
+            "Thought: first\nAction: lookup[husband of Jeannie Mcclain]",
+            "Thought: again\nAction: lookup[husband of Jeannie Mcclain]",
+            "Thought: next\nAction: lookup[sister of Orlando Mcclain]",
+            "Thought: done\nAction: answer[Allyson Riedel]",
+        ]
+    )
     result = run_agent(ledger, "bot", CHAIN, prompts=PROMPTS, max_turns=16)
     assert result.output == "Allyson Riedel" and grade(CHAIN, result.output).passed
     assert result.turns == 4 and result.tool_actions == 2 and result.malformed == 1 and not result.forced
@@ -153,8 +168,16 @@ def test_a_forced_last_turn_answer_is_recorded():
 
 
 def test_a_long_trace_is_trimmed_oldest_observation_first_and_keeps_the_question():
-    people = ["Jeannie Mcclain", "Orlando Mcclain", "Allyson Riedel", "Therese Kirschner", "Walter Hope",
-              "Leopoldo Riedel", "Deja Luck", "Kurt Parkinson"]
+    people = [
+        "Jeannie Mcclain",
+        "Orlando Mcclain",
+        "Allyson Riedel",
+        "Therese Kirschner",
+        "Walter Hope",
+        "Leopoldo Riedel",
+        "Deja Luck",
+        "Kurt Parkinson",
+    ]
     ledger, _ = scripted_ledger([f"Action: open[{p}]" for p in people] + ["Action: answer[x]"])
     llm = ledger.pool._loaded["bot"]
     seen = []
@@ -179,8 +202,9 @@ def test_a_long_trace_is_trimmed_oldest_observation_first_and_keeps_the_question
 
 
 def test_a_searcher_stuck_on_unusable_replies_must_answer_early():
-    ledger, llm = scripted_ledger(["Hmm."] * 2 + ["Action: lookup[husband of Jeannie Mcclain]"] * 3
-                                  + ["Action: answer[Orlando Mcclain]"])
+    ledger, llm = scripted_ledger(
+        ["Hmm."] * 2 + ["Action: lookup[husband of Jeannie Mcclain]"] * 3 + ["Action: answer[Orlando Mcclain]"]
+    )
     result = run_agent(ledger, "bot", CHAIN, prompts=PROMPTS, max_turns=16)
     # 2 malformed, 1 lookup (resets the count), 2 repeats, then 4 more would be needed: not stuck yet
     assert result.turns == 6 and not result.forced and result.malformed == 4

@@ -13,11 +13,11 @@ from sale.auction.bids import Bid, score_bid
 from sale.auction.memory import AuctionMemory, AuctionRecord
 from sale.auction.sale import argmin_score, run_auction
 from sale.auction.weights import Weights, cost_feature
+from sale.config import compose
 from sale.harness.ledger import Ledger
 from sale.llm import AgentSpec, Pool
 from sale.llm.base import Generation, OptionScores
 from sale.tasks.base import Task
-from sale.config import compose
 
 
 class ScriptedLLM:
@@ -81,8 +81,13 @@ def test_argmin_ties_go_to_the_cheaper_agent():
 
 
 def make_pool(refined_rating=5):
-    ratings_small = {"refined small": refined_rating, "refined mid": 1,  # checked first: they contain the others
-                     "small plan": 1, "mid plan": 2, "big plan": 5}
+    ratings_small = {
+        "refined small": refined_rating,
+        "refined mid": 1,  # checked first: they contain the others
+        "small plan": 1,
+        "mid plan": 2,
+        "big plan": 5,
+    }
     llms = {
         "small": ScriptedLLM("small", "small plan", "refined small plan", ratings_small),
         "mid": ScriptedLLM("mid", "mid plan", "refined mid plan", ratings_small),
@@ -95,8 +100,9 @@ def test_only_cheaper_agents_refine_and_a_better_refined_bid_wins():
     pool, llms = make_pool(refined_rating=5)
     ledger = Ledger(pool)
     memory = AuctionMemory()
-    result = run_auction(ledger, pool, TASK, np.ones(4) / 2, memory, Weights.default(pool.names), auction_cfg(),
-                         random.Random(0))
+    result = run_auction(
+        ledger, pool, TASK, np.ones(4) / 2, memory, Weights.default(pool.names), auction_cfg(), random.Random(0)
+    )
     assert result.bids[result.provisional].agent == "big"
     refined = [b for b in result.bids if b.refined]
     assert sorted(b.agent for b in refined) == ["mid", "small"]  # both cheaper than the provisional winner
@@ -110,8 +116,16 @@ def test_only_cheaper_agents_refine_and_a_better_refined_bid_wins():
 
 def test_refined_bid_that_does_not_beat_the_winner_changes_nothing():
     pool, _ = make_pool(refined_rating=2)
-    result = run_auction(Ledger(pool), pool, TASK, np.ones(4) / 2, AuctionMemory(), Weights.default(pool.names),
-                         auction_cfg(), random.Random(0))
+    result = run_auction(
+        Ledger(pool),
+        pool,
+        TASK,
+        np.ones(4) / 2,
+        AuctionMemory(),
+        Weights.default(pool.names),
+        auction_cfg(),
+        random.Random(0),
+    )
     assert result.winner == result.provisional and result.winning_bid.agent == "big"
 
 
@@ -120,8 +134,16 @@ def test_cheapest_winner_means_no_refinement():
     llms = {n: ScriptedLLM(n, f"{n} plan", "x", ratings) for n in ("small", "mid", "big")}
     pool = scripted_pool(llms, {"small": 0.01, "mid": 0.05, "big": 0.4})
     ledger = Ledger(pool)
-    result = run_auction(ledger, pool, TASK, np.ones(4) / 2, AuctionMemory(), Weights.default(pool.names),
-                         auction_cfg(), random.Random(0))
+    result = run_auction(
+        ledger,
+        pool,
+        TASK,
+        np.ones(4) / 2,
+        AuctionMemory(),
+        Weights.default(pool.names),
+        auction_cfg(),
+        random.Random(0),
+    )
     assert result.winning_bid.agent == "small" and not any(b.refined for b in result.bids)
     assert all(c["phase"] != "refine" for c in ledger.calls)
 
@@ -129,20 +151,52 @@ def test_cheapest_winner_means_no_refinement():
 def test_ablation_switches_remove_their_calls():
     pool, _ = make_pool()
     ledger = Ledger(pool)
-    run_auction(ledger, pool, TASK, np.ones(4) / 2, AuctionMemory(), Weights.default(pool.names),
-                auction_cfg(**{"jury.enabled": False, "refinement.enabled": False}), random.Random(0))
+    run_auction(
+        ledger,
+        pool,
+        TASK,
+        np.ones(4) / 2,
+        AuctionMemory(),
+        Weights.default(pool.names),
+        auction_cfg(**{"jury.enabled": False, "refinement.enabled": False}),
+        random.Random(0),
+    )
     assert {c["phase"] for c in ledger.calls} == {"bid"}
     ledger = Ledger(pool)
-    run_auction(ledger, pool, TASK, np.ones(4) / 2, AuctionMemory(), Weights.default(pool.names),
-                auction_cfg(**{"jury.self_evaluation": False, "refinement.enabled": False}), random.Random(0))
+    run_auction(
+        ledger,
+        pool,
+        TASK,
+        np.ones(4) / 2,
+        AuctionMemory(),
+        Weights.default(pool.names),
+        auction_cfg(**{"jury.self_evaluation": False, "refinement.enabled": False}),
+        random.Random(0),
+    )
     assert len([c for c in ledger.calls if c["phase"] == "jury"]) == 3 * 2
     ledger = Ledger(pool)
-    run_auction(ledger, pool, TASK, np.ones(4) / 2, AuctionMemory(), Weights.default(pool.names),
-                auction_cfg(**{"jury.jurors": ["big"], "refinement.enabled": False}), random.Random(0))
+    run_auction(
+        ledger,
+        pool,
+        TASK,
+        np.ones(4) / 2,
+        AuctionMemory(),
+        Weights.default(pool.names),
+        auction_cfg(**{"jury.jurors": ["big"], "refinement.enabled": False}),
+        random.Random(0),
+    )
     assert {c["agent"] for c in ledger.calls if c["phase"] == "jury"} == {"big"}
     with pytest.raises(ValueError, match="not in the pool"):
-        run_auction(Ledger(pool), pool, TASK, np.ones(4) / 2, AuctionMemory(), Weights.default(pool.names),
-                    auction_cfg(**{"jury.jurors": ["gpt-9"]}), random.Random(0))
+        run_auction(
+            Ledger(pool),
+            pool,
+            TASK,
+            np.ones(4) / 2,
+            AuctionMemory(),
+            Weights.default(pool.names),
+            auction_cfg(**{"jury.jurors": ["gpt-9"]}),
+            random.Random(0),
+        )
 
 
 def test_a_zero_weight_juror_is_not_consulted_and_values_are_unchanged(monkeypatch):
@@ -151,8 +205,9 @@ def test_a_zero_weight_juror_is_not_consulted_and_values_are_unchanged(monkeypat
     def auction():
         pool, llms = make_pool(refined_rating=5)
         ledger = Ledger(pool)
-        result = run_auction(ledger, pool, TASK, np.ones(4) / 2, AuctionMemory(), weights, auction_cfg(),
-                             random.Random(0))
+        result = run_auction(
+            ledger, pool, TASK, np.ones(4) / 2, AuctionMemory(), weights, auction_cfg(), random.Random(0)
+        )
         return result, [c for c in ledger.calls if c["phase"] == "jury"], ledger.calls, llms
 
     lean, lean_jury, lean_calls, lean_llms = auction()
@@ -177,7 +232,8 @@ def test_a_zero_weight_juror_is_not_consulted_and_values_are_unchanged(monkeypat
     assert (lean.provisional, lean.winner) == (full.provisional, full.winner)
     saved = sum(c["cost_usd"] for c in full_jury if c["agent"] == "small")
     assert saved > 0 and sum(c["cost_usd"] for c in lean_calls) == pytest.approx(
-        sum(c["cost_usd"] for c in full_calls) - saved)
+        sum(c["cost_usd"] for c in full_calls) - saved
+    )
 
 
 def test_without_self_evaluation_a_bidders_own_rating_is_its_mean_rating_of_the_other_plans():
@@ -203,10 +259,26 @@ def test_without_self_evaluation_each_bid_is_valued_on_the_whole_jury_with_its_o
     over the other jurors let the 135M's bid, whose juror rates every plan low, win every auction)."""
     weights = Weights(0.0, 0.0, {"small": 0.6, "mid": 0.2, "big": 0.2})
     pool, _ = make_pool()
-    on = run_auction(Ledger(pool), pool, TASK, np.ones(4) / 2, AuctionMemory(), weights,
-                     auction_cfg(**{"refinement.enabled": False}), random.Random(0))
-    off = run_auction(Ledger(pool), pool, TASK, np.ones(4) / 2, AuctionMemory(), weights,
-                      auction_cfg(**{"jury.self_evaluation": False, "refinement.enabled": False}), random.Random(0))
+    on = run_auction(
+        Ledger(pool),
+        pool,
+        TASK,
+        np.ones(4) / 2,
+        AuctionMemory(),
+        weights,
+        auction_cfg(**{"refinement.enabled": False}),
+        random.Random(0),
+    )
+    off = run_auction(
+        Ledger(pool),
+        pool,
+        TASK,
+        np.ones(4) / 2,
+        AuctionMemory(),
+        weights,
+        auction_cfg(**{"jury.self_evaluation": False, "refinement.enabled": False}),
+        random.Random(0),
+    )
     for with_self, without in zip(on.bids, off.bids):
         assert without.agent not in without.jury and without.own_rating is not None
         others = [b.jury[without.agent] for b in off.bids if b.agent != without.agent]
@@ -230,8 +302,11 @@ def test_memory_retrieves_the_most_similar_tasks():
 
 
 def test_pairs_involve_the_refining_agents_own_bid():
-    bids = [Bid("small", "small lost", 1, 0, score=0.5), Bid("mid", "mid lost", 1, 0, score=0.1),
-            Bid("big", "big won", 1, 0, score=-1.0)]
+    bids = [
+        Bid("small", "small lost", 1, 0, score=0.5),
+        Bid("mid", "mid lost", 1, 0, score=0.1),
+        Bid("big", "big won", 1, 0, score=-1.0),
+    ]
     memory = AuctionMemory(k=3)
     memory.add(record("t0", [1, 0], bids, winner=2))
     (pair,) = memory.pairs_for("small", np.array([1.0, 0]))
@@ -254,16 +329,31 @@ def test_outcome_label_uses_only_passed_executions():
 def test_refinement_prompt_carries_the_contrastive_pairs():
     pool, llms = make_pool()
     memory = AuctionMemory(k=3)
-    memory.add(record("past", np.ones(4) / 2, [Bid("small", "OLD SMALL PLAN", 5, 1.0, score=0.3),
-                                              Bid("big", "OLD BIG PLAN", 5, 1.0, score=-2.0)], winner=1))
-    run_auction(Ledger(pool), pool, TASK, np.ones(4) / 2, memory, Weights.default(pool.names), auction_cfg(),
-                random.Random(0))
+    memory.add(
+        record(
+            "past",
+            np.ones(4) / 2,
+            [Bid("small", "OLD SMALL PLAN", 5, 1.0, score=0.3), Bid("big", "OLD BIG PLAN", 5, 1.0, score=-2.0)],
+            winner=1,
+        )
+    )
+    run_auction(
+        Ledger(pool), pool, TASK, np.ones(4) / 2, memory, Weights.default(pool.names), auction_cfg(), random.Random(0)
+    )
     prompt = llms["small"].refine_prompts[0]
     assert "OLD SMALL PLAN" in prompt and "OLD BIG PLAN" in prompt and "lost" in prompt
     _, llms = make_pool()
     pool2 = scripted_pool(llms, {"small": 0.01, "mid": 0.05, "big": 0.4})
-    run_auction(Ledger(pool2), pool2, TASK, np.ones(4) / 2, memory, Weights.default(pool2.names),
-                auction_cfg(**{"memory.enabled": False}), random.Random(0))
+    run_auction(
+        Ledger(pool2),
+        pool2,
+        TASK,
+        np.ones(4) / 2,
+        memory,
+        Weights.default(pool2.names),
+        auction_cfg(**{"memory.enabled": False}),
+        random.Random(0),
+    )
     assert "OLD SMALL PLAN" not in llms["small"].refine_prompts[0]
 
 
@@ -273,8 +363,18 @@ def test_cost_feature_is_price_and_length_normalised():
 
 
 def test_a_bid_survives_its_log_row():
-    bid = Bid("small", "a plan", 12, 0.7, refined=True, jury={"small": 3.2, "big": 4.1}, jury_argmax={"small": 3},
-              cost=0.1, value=2.0, score=-1.9)
+    bid = Bid(
+        "small",
+        "a plan",
+        12,
+        0.7,
+        refined=True,
+        jury={"small": 3.2, "big": 4.1},
+        jury_argmax={"small": 3},
+        cost=0.1,
+        value=2.0,
+        score=-1.9,
+    )
     row = bid.to_row()
     assert row["gamma_big"] == 4.1 and row["jury_mean"] == pytest.approx(3.65)
     assert Bid.from_row(json.loads(json.dumps(row))) == bid
@@ -300,9 +400,18 @@ def test_sale_end_to_end_on_the_real_cpu_pool_on_two_tasks(tmp_path, cpu_pool):
 
     from sale.run import run
 
-    cfg = compose(*["pool=cpu", "method=sale", "tasks=mixed", "tasks.per_bin=1", "tasks.bins=[1]",
-                                       f"run.dir={tmp_path / 'run'}", f"run.cache={tmp_path / 'calls.sqlite'}",
-                                       "run.figure=false"])
+    cfg = compose(
+        *[
+            "pool=cpu",
+            "method=sale",
+            "tasks=mixed",
+            "tasks.per_bin=1",
+            "tasks.bins=[1]",
+            f"run.dir={tmp_path / 'run'}",
+            f"run.cache={tmp_path / 'calls.sqlite'}",
+            "run.figure=false",
+        ]
+    )
     run_dir = run(cfg)
     results = pd.read_parquet(run_dir / "results.parquet")
     bids = pd.read_parquet(run_dir / "bids.parquet")

@@ -4,11 +4,11 @@ sub-point or code, within the cap B."""
 import pytest
 
 from sale.auction.bids import bid_messages, bid_stop, make_bid, max_steps, max_words
+from sale.config import compose
 from sale.harness.ledger import Ledger
 from sale.llm import AgentSpec, Pool
 from sale.llm.base import Generation
 from sale.tasks.base import Task
-from sale.config import compose
 
 PROMPTS = compose().auction.prompts
 
@@ -20,8 +20,10 @@ class Rambler:
     """Writes five numbered steps with sub-points and code, then stops where a real engine would: at the first
     stop string (excluded), else at max_tokens words."""
 
-    TEXT = ("1. Read the examples.\n2. Write the loop.\n   - keep a running sum\n3. Run the examples.\n"
-            "4. Check edge cases.\n5. Submit.\n```python\ndef add(a, b): return a + b\n```")
+    TEXT = (
+        "1. Read the examples.\n2. Write the loop.\n   - keep a running sum\n3. Run the examples.\n"
+        "4. Check edge cases.\n5. Submit.\n```python\ndef add(a, b): return a + b\n```"
+    )
 
     def __init__(self, text=None):
         self.name, self.stops, self.text = "rambler", [], text or self.TEXT
@@ -51,7 +53,9 @@ def test_the_plan_has_as_many_steps_as_fit_the_cap():
 def test_the_bid_prompt_asks_for_a_short_numbered_plan():
     text = bid_messages(TASK, 128, PROMPTS)[1]["content"]
     assert "numbered list of at most 3 steps" in text and "no sub-points" in text and "Write add(a, b)." in text
-    assert "lookup[" in bid_messages(SEARCH, 128, PROMPTS)[1]["content"]  # the search agent's tools, as it will have them
+    assert (
+        "lookup[" in bid_messages(SEARCH, 128, PROMPTS)[1]["content"]
+    )  # the search agent's tools, as it will have them
 
 
 def test_a_bid_stops_before_a_sub_point_a_step_past_the_limit_or_code():
@@ -59,8 +63,12 @@ def test_a_bid_stops_before_a_sub_point_a_step_past_the_limit_or_code():
     bid = make_bid(ledger_with(llm), "bot", TASK, 128, bid_messages(TASK, 128, PROMPTS))
     assert bid.plan == "1. Read the examples.\n2. Write the loop."  # cut before the sub-point
     assert llm.stops[0] == bid_stop(128) and bid.tokens < 128
-    assert make_bid(ledger_with(Rambler("1. a\n2. b\n3. c\n4. d\n```x```")), "bot", TASK, 128,
-                    bid_messages(TASK, 128, PROMPTS)).plan == "1. a\n2. b\n3. c"
+    assert (
+        make_bid(
+            ledger_with(Rambler("1. a\n2. b\n3. c\n4. d\n```x```")), "bot", TASK, 128, bid_messages(TASK, 128, PROMPTS)
+        ).plan
+        == "1. a\n2. b\n3. c"
+    )
 
 
 @pytest.mark.models

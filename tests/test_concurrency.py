@@ -11,11 +11,11 @@ from http.server import ThreadingHTTPServer
 import pytest
 
 from sale.harness.concurrency import Interrupted, parallel_map, run_streams
-from sale.llm.gate import AgentGate
+from sale.harness.runlog import Journal
 from sale.llm import LLMError
 from sale.llm.base import Generation, OptionScores
+from sale.llm.gate import AgentGate
 from sale.llm.stub_server import StubHandler
-from sale.harness.runlog import Journal
 
 
 def test_parallel_map_keeps_item_order_and_runs_items_together():
@@ -60,8 +60,7 @@ class CountingLLM:
         with self.lock:
             self.now -= 1
         text = messages[-1]["content"]
-        return Generation(text=text, prompt_tokens=3, completion_tokens=len(text), entropies=[0.5],
-                          latency_s=0.02)
+        return Generation(text=text, prompt_tokens=3, completion_tokens=len(text), entropies=[0.5], latency_s=0.02)
 
     def score_options(self, messages, options):
         return OptionScores(options=list(options), probs=[1 / len(options)] * len(options), prompt_tokens=2)
@@ -83,8 +82,9 @@ def test_ledger_map_logs_calls_in_item_order_whatever_finishes_first():
     pool._loaded["a"] = AgentGate(CountingLLM(), 4)
     ledger = Ledger(pool, task_id="t")
     ledger.generate("a", "bid", [{"role": "user", "content": "first"}])
-    texts = ledger.map(lambda lg, x: lg.generate("a", "jury", [{"role": "user", "content": x}]).text,
-                       ["w", "xx", "yyy", "zzzz"])
+    texts = ledger.map(
+        lambda lg, x: lg.generate("a", "jury", [{"role": "user", "content": x}]).text, ["w", "xx", "yyy", "zzzz"]
+    )
     assert texts == ["w", "xx", "yyy", "zzzz"]
     assert [c["call_index"] for c in ledger.calls] == [0, 1, 2, 3, 4]
     assert [c["completion_tokens"] for c in ledger.calls] == [5, 1, 2, 3, 4]
@@ -137,10 +137,12 @@ def test_ctrl_c_in_a_sequential_run_is_reported_as_an_interruption():
 def test_journal_takes_whole_lines_from_threads_and_processes(tmp_path):
     journal = Journal(tmp_path)
     big = "x" * 200_000  # far beyond one atomic write
-    writer = (f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
-              "from sale.harness.runlog import Journal\n"
-              f"j = Journal({str(tmp_path)!r})\n"
-              "for i in range(20): j.append(('proc', 0, str(i)), {'text': 'y' * 200000}, [])\n")
+    writer = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from sale.harness.runlog import Journal\n"
+        f"j = Journal({str(tmp_path)!r})\n"
+        "for i in range(20): j.append(('proc', 0, str(i)), {'text': 'y' * 200000}, [])\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", writer])
     parallel_map(lambda i: journal.append(("thread", 0, str(i)), {"text": big}, []), range(20), concurrency=8)
     assert proc.wait(timeout=120) == 0
@@ -164,10 +166,24 @@ class FlakyHandler(StubHandler):
         if status == "slow":
             time.sleep(1.0)
             status = 200
-        body = {"choices": [{"message": {"content": "ok"}, "finish_reason": "stop",
-                             "logprobs": {"content": [{"token": "ok", "logprob": -0.1,
-                                                       "top_logprobs": [{"token": "ok", "logprob": -0.1}]}]}}],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 1}} if status == 200 else {"error": "busy"}
+        body = (
+            {
+                "choices": [
+                    {
+                        "message": {"content": "ok"},
+                        "finish_reason": "stop",
+                        "logprobs": {
+                            "content": [
+                                {"token": "ok", "logprob": -0.1, "top_logprobs": [{"token": "ok", "logprob": -0.1}]}
+                            ]
+                        },
+                    }
+                ],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 1},
+            }
+            if status == 200
+            else {"error": "busy"}
+        )
         self._send(status, body)
 
 

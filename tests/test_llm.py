@@ -6,23 +6,22 @@ import time
 import httpx
 import numpy as np
 import pytest
+from conftest import free_port
 from scipy.special import softmax
 from scipy.stats import entropy as scipy_entropy
 
+from sale.llm import LLMError, Pool, load_pool
 from sale.llm.assets import AssetError, asset_path, pool_assets, verified_asset
-from sale.llm import LLMError, Pool
 from sale.llm.base import entropy_from_logits, entropy_from_top_logprobs, option_probs_from_logits
 from sale.llm.cache import CachedLLM, CallCache
 from sale.llm.openai_compat import OpenAICompatLLM
-
-from conftest import free_port
-from sale.llm import load_pool
 
 MSGS = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 DIGITS = ["0", "1", "2", "3", "4", "5"]
 
 
 # ------------------------------------------------------------------------------------------- numerics
+
 
 def test_entropy_matches_scipy():
     rng = np.random.default_rng(0)
@@ -63,6 +62,7 @@ def test_option_probs_renormalise_over_options():
 
 # ------------------------------------------------------------------------------ transformers (tiny)
 
+
 def test_transformers_generate_entropies_match_direct_forward(tiny_pool):
     import torch
 
@@ -72,13 +72,15 @@ def test_transformers_generate_entropies_match_direct_forward(tiny_pool):
     assert len(gen.entropies) == gen.completion_tokens and not gen.entropy_approximate
     # Recompute each step's entropy from one forward pass over prompt + completion.
     ids = torch.tensor([llm.prompt_ids(MSGS)])
-    out = llm.model.generate(ids, max_new_tokens=12, do_sample=False, top_p=None, top_k=None,
-                             pad_token_id=llm.tokenizer.pad_token_id)
+    out = llm.model.generate(
+        ids, max_new_tokens=12, do_sample=False, top_p=None, top_k=None, pad_token_id=llm.tokenizer.pad_token_id
+    )
     full = out[:, : ids.shape[1] + gen.completion_tokens]
     with torch.no_grad():
         logits = llm.model(full).logits[0]
-    direct = [scipy_entropy(softmax(logits[ids.shape[1] - 1 + k].double().numpy()))
-              for k in range(gen.completion_tokens)]
+    direct = [
+        scipy_entropy(softmax(logits[ids.shape[1] - 1 + k].double().numpy())) for k in range(gen.completion_tokens)
+    ]
     assert gen.entropies == pytest.approx(direct, rel=1e-4, abs=1e-5)
 
 
@@ -132,8 +134,10 @@ def test_processes_opening_one_new_cache_together_all_get_it(tmp_path):
 def test_cache_shards_carry_a_pools_calls_to_a_fresh_cache(tiny_pool, tmp_path, capsys):
     import sqlite3
 
-    from sale.llm.cache import main as cache_main, open_cache
     from omegaconf import OmegaConf
+
+    from sale.llm.cache import main as cache_main
+    from sale.llm.cache import open_cache
 
     cache = CallCache(tmp_path / "a.sqlite")
     llm = CachedLLM(tiny_pool.llm("tiny-qwen3-b"), "tiny-qwen3-b", cache)
@@ -178,6 +182,7 @@ def test_runs_import_the_pools_committed_shards_by_default(monkeypatch):
 
 
 # --------------------------------------------------------------------------------------- bad input
+
 
 def test_unknown_pool_and_agent_are_clear_errors(tiny_pool):
     with pytest.raises(AssetError, match="unknown pool 'nope'.*cpu"):
@@ -232,6 +237,7 @@ def test_flipped_byte_is_refused_until_refetched(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- llama.cpp via xllamacpp (real)
+
 
 @pytest.mark.models
 def test_xllamacpp_entropy_and_options_match_the_full_vocabulary(cpu_pool):
@@ -308,6 +314,7 @@ def test_each_cpu_agent_answers_a_trivial_prompt(cpu_pool, agent):
 
 # -------------------------------------------------------------------------- OpenAI-compatible (real)
 
+
 @pytest.fixture(scope="module")
 def llama_server():
     """llama.cpp's own OpenAI-compatible HTTP server (embedded in xllamacpp) on 127.0.0.1, serving SmolLM2."""
@@ -329,6 +336,7 @@ def test_openai_backend_against_a_real_local_server(llama_server):
     assert "paris" in gen.text.lower()
     assert gen.prompt_tokens > 10 and gen.completion_tokens >= 1 and gen.entropy_approximate
     assert len(gen.entropies) >= 1 and all(0 <= h <= np.log(49152) for h in gen.entropies)
-    scores = llm.score_options([{"role": "user", "content": "Pick a digit from 0 to 5. Reply with the digit only."}],
-                               DIGITS)
+    scores = llm.score_options(
+        [{"role": "user", "content": "Pick a digit from 0 to 5. Reply with the digit only."}], DIGITS
+    )
     assert scores.approximate and sum(scores.probs) == pytest.approx(1.0) and scores.option_mass > 0

@@ -41,8 +41,10 @@ def test_scaling_notebook_draws_its_figures(tmp_path, monkeypatch):
     assert "qwen2.5-coder-1.5b" in horizons and "status" in horizons
 
 
-@pytest.mark.parametrize("name", ["02_cost_tables", "03_cost_quality", "04_memory_dynamics", "05_ablations_overhead",
-                                  "06_when_does_an_auction_pay"])
+@pytest.mark.parametrize(
+    "name",
+    ["02_cost_tables", "03_cost_quality", "04_memory_dynamics", "05_ablations_overhead", "06_when_does_an_auction_pay"],
+)
 def test_notebook_runs_on_committed_logs(name, tmp_path, monkeypatch):
     monkeypatch.setenv("SALE_FIGURES_DIR", str(tmp_path))
     nb = execute(name)
@@ -62,8 +64,9 @@ def write_fake_runs(root, per_bin: int = 2, seed: int = 0) -> None:
     agents = pool_agents("cpu")
     price = {a: p for a, p in zip(agents, (0.0015, 0.0055, 0.0172))}
     tasks = [(f"{d}/t{b}{i}", d, b) for d in ("coding", "search") for b in range(1, 6) for i in range(per_bin)]
-    passes = {(t, a): rng.random() < 0.95 - 0.17 * (b - 1) * (1 - 0.3 * k) for t, _, b in tasks
-              for k, a in enumerate(agents)}
+    passes = {
+        (t, a): rng.random() < 0.95 - 0.17 * (b - 1) * (1 - 0.3 * k) for t, _, b in tasks for k, a in enumerate(agents)
+    }
     exec_tokens = {(t, a): int(rng.integers(300, 3000)) for t, _, _ in tasks for a in agents}
 
     def record(method, arm, order, position, task, agent, sale=False):
@@ -78,26 +81,76 @@ def write_fake_runs(root, per_bin: int = 2, seed: int = 0) -> None:
                 calls.append({"phase": "refine", "agent": agent, "tokens": 400})
             for i, a in enumerate(agents):
                 gammas = {f"gamma_{j}": 2.0 + 0.5 * i + 0.5 * passes[t, a] + 0.1 * k for k, j in enumerate(agents)}
-                bids.append({"agent": a, "plan": "plan", "tokens": 128, "entropy": 1.0, "refined": False, **gammas,
-                             "jury_mean": 3.0, "cost": 0.1 * (i + 1), "value": 1.5, "score": 0.1 * i - 1.5,
-                             "task_id": t, "bid_index": i, "provisional_winner": a == agent,
-                             "final_winner": a == agent and not refined, "arm": arm, "order": order})
+                bids.append(
+                    {
+                        "agent": a,
+                        "plan": "plan",
+                        "tokens": 128,
+                        "entropy": 1.0,
+                        "refined": False,
+                        **gammas,
+                        "jury_mean": 3.0,
+                        "cost": 0.1 * (i + 1),
+                        "value": 1.5,
+                        "score": 0.1 * i - 1.5,
+                        "task_id": t,
+                        "bid_index": i,
+                        "provisional_winner": a == agent,
+                        "final_winner": a == agent and not refined,
+                        "arm": arm,
+                        "order": order,
+                    }
+                )
             if refined:
-                bids.append({**bids[-1], "agent": agent, "refined": True, "bid_index": len(agents),
-                             "provisional_winner": False, "final_winner": True})
+                bids.append(
+                    {
+                        **bids[-1],
+                        "agent": agent,
+                        "refined": True,
+                        "bid_index": len(agents),
+                        "provisional_winner": False,
+                        "final_winner": True,
+                    }
+                )
         for i, c in enumerate(calls):
-            c.update(method=method, arm=arm, order=order, task_id=t, call_index=i, prompt_tokens=c["tokens"] // 2,
-                     completion_tokens=c["tokens"] - c["tokens"] // 2, price_per_mtok=price[c["agent"]],
-                     cost_usd=c["tokens"] * price[c["agent"]] / 1e6, latency_s=c["tokens"] / 100, cached=False,
-                     mean_entropy=1.0)
+            c.update(
+                method=method,
+                arm=arm,
+                order=order,
+                task_id=t,
+                call_index=i,
+                prompt_tokens=c["tokens"] // 2,
+                completion_tokens=c["tokens"] - c["tokens"] // 2,
+                price_per_mtok=price[c["agent"]],
+                cost_usd=c["tokens"] * price[c["agent"]] / 1e6,
+                latency_s=c["tokens"] / 100,
+                cached=False,
+                mean_entropy=1.0,
+            )
         auction = [c for c in calls if c["phase"] != "execute"]
-        result = {"method": method, "arm": arm, "order": order, "position": position, "task_id": t,
-                  "domain": domain, "bin": b, "tau_minutes": 5.0 * b, "split": "test", "agent": agent,
-                  "passed": bool(passes[t, agent]), "turns": 2, "tokens": float(sum(c["tokens"] for c in calls)),
-                  "cost_usd": sum(c["cost_usd"] for c in calls), "exec_tokens": float(exec_tokens[t, agent]),
-                  "exec_cost_usd": calls[0]["cost_usd"], "auction_tokens": float(sum(c["tokens"] for c in auction)),
-                  "auction_cost_usd": sum(c["cost_usd"] for c in auction), "n_calls": len(calls),
-                  "description": t, "wall_s": 1.0}
+        result = {
+            "method": method,
+            "arm": arm,
+            "order": order,
+            "position": position,
+            "task_id": t,
+            "domain": domain,
+            "bin": b,
+            "tau_minutes": 5.0 * b,
+            "split": "test",
+            "agent": agent,
+            "passed": bool(passes[t, agent]),
+            "turns": 2,
+            "tokens": float(sum(c["tokens"] for c in calls)),
+            "cost_usd": sum(c["cost_usd"] for c in calls),
+            "exec_tokens": float(exec_tokens[t, agent]),
+            "exec_cost_usd": calls[0]["cost_usd"],
+            "auction_tokens": float(sum(c["tokens"] for c in auction)),
+            "auction_cost_usd": sum(c["cost_usd"] for c in auction),
+            "n_calls": len(calls),
+            "description": t,
+            "wall_s": 1.0,
+        }
         if sale:
             result.update(provisional_agent=agent, winner_refined=refined, plan="plan")
         return {"key": [arm, order, t], "result": result, "calls": calls, "bids": bids}
@@ -117,19 +170,28 @@ def write_fake_runs(root, per_bin: int = 2, seed: int = 0) -> None:
         "main-single-cpu": [record("single", a, 0, p, task, a) for a in agents for p, task in stream(0)],
         "main-oracle-cpu": [record("oracle", "oracle", 0, p, task, oracle(task[0])) for p, task in stream(0)],
         "main-cascade-cpu": [record("cascade", "cascade", 0, p, task, oracle(task[0])) for p, task in stream(0)],
-        "main-random-cpu": [record("random", f"random:{s:g}", o, p, task, agents[-1] if rng.random() < s else agents[0])
-                            for s in (0.25, 0.75) for o in range(2) for p, task in stream(o)],
-        "main-sale-cpu": [record("sale", "sale", o, p, task, sale_winner(p), sale=True)
-                          for o in range(3) for p, task in stream(o)],
+        "main-random-cpu": [
+            record("random", f"random:{s:g}", o, p, task, agents[-1] if rng.random() < s else agents[0])
+            for s in (0.25, 0.75)
+            for o in range(2)
+            for p, task in stream(o)
+        ],
+        "main-sale-cpu": [
+            record("sale", "sale", o, p, task, sale_winner(p), sale=True) for o in range(3) for p, task in stream(o)
+        ],
     }
     for method in ("knn", "mlc"):
-        runs[f"main-{method}-cpu"] = [record(method, f"{method}:theta={th:g}", 0, p, task,
-                                             agents[min(2, int(rng.random() * 3 * th + 0.5))])
-                                      for th in (0.2, 0.5, 0.8) for p, task in stream(0)]
+        runs[f"main-{method}-cpu"] = [
+            record(method, f"{method}:theta={th:g}", 0, p, task, agents[min(2, int(rng.random() * 3 * th + 0.5))])
+            for th in (0.2, 0.5, 0.8)
+            for p, task in stream(0)
+        ]
     for name in ABLATIONS:
         memory = name != "no_memory"
-        runs[f"ablation-{name}-cpu"] = [record("sale", "sale", 0, p, task, sale_winner(p, memory), sale=True)
-                                        for p, task in stream(0)[: 2 * len(tasks) // 3]]
+        runs[f"ablation-{name}-cpu"] = [
+            record("sale", "sale", 0, p, task, sale_winner(p, memory), sale=True)
+            for p, task in stream(0)[: 2 * len(tasks) // 3]
+        ]
     for name, records in runs.items():
         run_dir = root / name
         run_dir.mkdir(parents=True)

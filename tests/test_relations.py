@@ -49,8 +49,10 @@ def test_lookup_reads_relations_facts_and_attributes_from_the_articles():
 
 def test_lookup_answers_mistakes_with_the_fix():
     nested = TRAIN.query("friend of the mother-in-law of Elizebeth Spann")  # a chain: its innermost hop only
-    assert nested.text == ("(One relation per lookup: this resolved mother-in-law of Elizebeth Spann only.)\n"
-                           "The mother-in-law of Elizebeth Spann: Arline Spann (1).")
+    assert nested.text == (
+        "(One relation per lookup: this resolved mother-in-law of Elizebeth Spann only.)\n"
+        "The mother-in-law of Elizebeth Spann: Arline Spann (1)."
+    )
     assert nested.relation == "mother-in-law" and nested.people == ["Elizebeth Spann"]
     assert TRAIN.query("grandparent of the person whose hobby is cribbage").kind == "whose"
     assert "Unknown relation 'aunty'" in TRAIN.lookup("aunty of Carl Peace")
@@ -88,10 +90,42 @@ def test_no_lookup_string_crashes_the_tool():
     from sale.agents.searcher import run_tool
 
     chain = Chain.parse("Who is the mother of the friend of Elicia Barbee?")
-    fixed = ["friend of Lisa, whose dad", "whose of whose", "of of of", "mother of whose", "nephew of the mother of",
-             "mother of  of Ann", "date of birth of whose", "the mother of the father of", "", "   ", "of", "whose"]
-    words = ["of", "the", "whose", "person", "is", "mother", "friend", "great-grandparent", "date of birth", ",",
-             "and", "Elicia Barbee", "Krystle Barbee", "?", "(", "'", "hobby", "people", "=", "sister-in-law"]
+    fixed = [
+        "friend of Lisa, whose dad",
+        "whose of whose",
+        "of of of",
+        "mother of whose",
+        "nephew of the mother of",
+        "mother of  of Ann",
+        "date of birth of whose",
+        "the mother of the father of",
+        "",
+        "   ",
+        "of",
+        "whose",
+    ]
+    words = [
+        "of",
+        "the",
+        "whose",
+        "person",
+        "is",
+        "mother",
+        "friend",
+        "great-grandparent",
+        "date of birth",
+        ",",
+        "and",
+        "Elicia Barbee",
+        "Krystle Barbee",
+        "?",
+        "(",
+        "'",
+        "hobby",
+        "people",
+        "=",
+        "sister-in-law",
+    ]
     rng = random.Random(0)
     fuzzed = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 9))) for _ in range(400)]
     for query in fixed + fuzzed:

@@ -19,10 +19,23 @@ def rows(method, arm, order, agents, passed, tasks=("t1", "t2", "t3", "t4"), ext
     out = []
     for position, (t, agent, p) in enumerate(zip(tasks, agents, passed)):
         domain, b = TASKS.get(t, ("coding", 1))
-        out.append({"method": method, "arm": arm, "order": order, "position": position, "task_id": t,
-                    "domain": domain, "bin": b, "agent": agent, "passed": bool(p), "tokens": 1e6,
-                    "cost_usd": COST[agent] + extra_cost, "auction_tokens": 0.0,
-                    "winner_refined": None if refined is None else refined[position]})
+        out.append(
+            {
+                "method": method,
+                "arm": arm,
+                "order": order,
+                "position": position,
+                "task_id": t,
+                "domain": domain,
+                "bin": b,
+                "agent": agent,
+                "passed": bool(p),
+                "tokens": 1e6,
+                "cost_usd": COST[agent] + extra_cost,
+                "auction_tokens": 0.0,
+                "winner_refined": None if refined is None else refined[position],
+            }
+        )
     return out
 
 
@@ -30,10 +43,13 @@ def rows(method, arm, order, agents, passed, tasks=("t1", "t2", "t3", "t4"), ext
 def runs():
     single = pd.DataFrame(rows("single", S, 0, [S] * 4, [1, 0, 1, 0]) + rows("single", L, 0, [L] * 4, [1, 1, 1, 0]))
     # SALE, two orders: 3/4 then 4/4 passed; half the executions by the largest; 1 $ of auction per task
-    sale = pd.DataFrame(rows("sale", "sale", 0, [S, L, S, L], [1, 1, 1, 0], extra_cost=1.0)
-                        + rows("sale", "sale", 1, [S, L, S, L], [1, 1, 1, 1], extra_cost=1.0))
-    knn = pd.DataFrame(rows("knn", "knn:theta=0.2", 0, [S] * 4, [1, 0, 1, 0])
-                       + rows("knn", "knn:theta=0.8", 0, [L] * 4, [1, 1, 1, 0]))
+    sale = pd.DataFrame(
+        rows("sale", "sale", 0, [S, L, S, L], [1, 1, 1, 0], extra_cost=1.0)
+        + rows("sale", "sale", 1, [S, L, S, L], [1, 1, 1, 1], extra_cost=1.0)
+    )
+    knn = pd.DataFrame(
+        rows("knn", "knn:theta=0.2", 0, [S] * 4, [1, 0, 1, 0]) + rows("knn", "knn:theta=0.8", 0, [L] * 4, [1, 1, 1, 0])
+    )
     return {"single": single, "knn": knn, "sale": sale}
 
 
@@ -78,8 +94,15 @@ def test_sale_vs_largest_per_domain_and_bin(runs):
     sale = pd.concat([runs["sale"], pd.DataFrame(rows("sale", "sale", 0, [S], [1], tasks=["t9"]))])  # t9: SALE only
     largest = runs["single"][runs["single"]["arm"] == L]
     table = tables.sale_vs_largest(sale, largest, L, n_boot=200).set_index(["domain", "bin"])
-    assert list(table.index) == [("coding", "1"), ("coding", "5"), ("coding", "all"),
-                                 ("search", "1"), ("search", "5"), ("search", "all"), ("all", "all")]
+    assert list(table.index) == [
+        ("coding", "1"),
+        ("coding", "5"),
+        ("coding", "all"),
+        ("search", "1"),
+        ("search", "5"),
+        ("search", "all"),
+        ("all", "all"),
+    ]
     overall = table.loc[("all", "all")]
     assert overall["tasks"] == 4 and overall["orders"] == 2  # t9 is dropped: the largest never ran it
     assert overall["largest pass@1"] == pytest.approx(0.75) and overall["SALE pass@1"] == pytest.approx(7 / 8)
@@ -100,8 +123,10 @@ def test_sale_vs_largest_per_domain_and_bin(runs):
 
 def test_sale_vs_largest_std_over_orders():
     # order 0 sends half the tasks to the largest (2+5+2+5 $), order 1 none (2 $ each); the largest alone: 4 $ each
-    sale = pd.DataFrame(rows("sale", "sale", 0, [S, L, S, L], [1, 1, 1, 0], extra_cost=1.0)
-                        + rows("sale", "sale", 1, [S, S, S, S], [1, 0, 1, 0], extra_cost=1.0))
+    sale = pd.DataFrame(
+        rows("sale", "sale", 0, [S, L, S, L], [1, 1, 1, 0], extra_cost=1.0)
+        + rows("sale", "sale", 1, [S, S, S, S], [1, 0, 1, 0], extra_cost=1.0)
+    )
     largest = pd.DataFrame(rows("single", L, 0, [L] * 4, [1, 1, 1, 0]))
     table = tables.sale_vs_largest(sale, largest, L, n_boot=50)
     overall = table.set_index(["domain", "bin"]).loc[("all", "all")]
@@ -120,9 +145,14 @@ def test_sale_vs_largest_std_over_orders():
 
 def test_stream_curves_expanding_and_rolling():
     # order 0: L s s s; order 1: s s L L
-    results = pd.DataFrame({"order": [0] * 4 + [1] * 4, "position": list(range(4)) * 2,
-                            "agent": [L, S, S, S, S, S, L, L],
-                            "winner_refined": [False, True, True, False, False, False, False, True]})
+    results = pd.DataFrame(
+        {
+            "order": [0] * 4 + [1] * 4,
+            "position": list(range(4)) * 2,
+            "agent": [L, S, S, S, S, S, L, L],
+            "winner_refined": [False, True, True, False, False, False, False, True],
+        }
+    )
     expanding = tables.cheap_win_curve(results, L)
     assert expanding["mean"].tolist() == pytest.approx([0.5, 0.75, 2 / 3, 0.625])
     assert expanding["std"].iloc[0] == pytest.approx(np.std([0, 1], ddof=1))
@@ -137,8 +167,9 @@ def test_stream_curves_expanding_and_rolling():
 
 def test_ablation_table_pairs_with_full_on_common_tasks():
     full = pd.DataFrame(rows("sale", "sale", 0, [S, L, S, L], [1, 1, 1, 0], refined=[True, False, False, False]))
-    no_memory = pd.DataFrame(rows("sale", "sale", 0, [L, L, L], [1, 1, 0], tasks=["t1", "t2", "t3"],
-                                  refined=[False] * 3))
+    no_memory = pd.DataFrame(
+        rows("sale", "sale", 0, [L, L, L], [1, 1, 0], tasks=["t1", "t2", "t3"], refined=[False] * 3)
+    )
     table = tables.ablation_table({"full": full, "no_memory": no_memory}, L, n_boot=200).set_index("ablation")
     assert table.loc["full", "Δpass@1"] == 0 and table.loc["full", "cost rel."] == 1
     row = table.loc["no_memory"]
@@ -190,8 +221,21 @@ def test_replayed_auction_rescores_the_logged_bids_and_prices_the_consulted_juro
 
     prices = {S: 1.0, L: 4.0}
     # one task, two bids: the jury (both jurors) prefers the large plan; the small juror alone prefers the small one
-    bids = pd.DataFrame([{"task_id": "t1", "order": 0, "agent": a, "refined": False, "tokens": 128, "entropy": 1.0,
-                          f"gamma_{S}": gs, f"gamma_{L}": gl} for a, gs, gl in ((S, 4.0, 1.0), (L, 3.0, 5.0))])
+    bids = pd.DataFrame(
+        [
+            {
+                "task_id": "t1",
+                "order": 0,
+                "agent": a,
+                "refined": False,
+                "tokens": 128,
+                "entropy": 1.0,
+                f"gamma_{S}": gs,
+                f"gamma_{L}": gl,
+            }
+            for a, gs, gl in ((S, 4.0, 1.0), (L, 3.0, 5.0))
+        ]
+    )
     w = Weights(0.1, 0.0, {S: 0.45, L: 0.45})
     assert counterfactuals.replay_auction(bids, w, prices, 128)["t1"] == L
     assert counterfactuals.replay_auction(bids, w, prices, 128, jurors=[S])["t1"] == S
@@ -201,7 +245,9 @@ def test_replayed_auction_rescores_the_logged_bids_and_prices_the_consulted_juro
     passed = pd.DataFrame({S: [0.0], L: [1.0]}, index=["t1"])
     exec_cost = pd.DataFrame({S: [1.0], L: [4.0]}, index=["t1"])
     costs = pd.DataFrame({"bid": [2.0], f"jury_{S}": [0.5], f"jury_{L}": [3.0]}, index=["t1"])
-    out = counterfactuals.replay_outcomes(pd.Series({"t1": L}), passed, exec_cost, costs, [S], pd.Series({"t1": "coding"}))
+    out = counterfactuals.replay_outcomes(
+        pd.Series({"t1": L}), passed, exec_cost, costs, [S], pd.Series({"t1": "coding"})
+    )
     assert out.loc["t1", "passed"] == 1 and out.loc["t1", "jury_usd"] == 0.5
     assert out.loc["t1", "cost_usd"] == pytest.approx(2.0 + 0.5 + 4.0)
 
@@ -222,28 +268,73 @@ def test_break_even_and_the_oracle_by_fallback():
 
 
 def test_price_schemes_and_cached_prefixes():
-    calls = pd.DataFrame([
-        {"arm": "x", "order": 0, "task_id": "t", "call_index": 0, "agent": S, "phase": "jury", "prompt_tokens": 300,
-         "completion_tokens": 0, "price_per_mtok": 1e6},
-        {"arm": "x", "order": 0, "task_id": "t", "call_index": 1, "agent": S, "phase": "jury", "prompt_tokens": 280,
-         "completion_tokens": 0, "price_per_mtok": 1e6},
-        {"arm": "x", "order": 0, "task_id": "t", "call_index": 2, "agent": L, "phase": "execute", "prompt_tokens": 100,
-         "completion_tokens": 50, "price_per_mtok": 1e6},
-        {"arm": "x", "order": 0, "task_id": "t", "call_index": 3, "agent": L, "phase": "execute", "prompt_tokens": 200,
-         "completion_tokens": 50, "price_per_mtok": 1e6}])
+    calls = pd.DataFrame(
+        [
+            {
+                "arm": "x",
+                "order": 0,
+                "task_id": "t",
+                "call_index": 0,
+                "agent": S,
+                "phase": "jury",
+                "prompt_tokens": 300,
+                "completion_tokens": 0,
+                "price_per_mtok": 1e6,
+            },
+            {
+                "arm": "x",
+                "order": 0,
+                "task_id": "t",
+                "call_index": 1,
+                "agent": S,
+                "phase": "jury",
+                "prompt_tokens": 280,
+                "completion_tokens": 0,
+                "price_per_mtok": 1e6,
+            },
+            {
+                "arm": "x",
+                "order": 0,
+                "task_id": "t",
+                "call_index": 2,
+                "agent": L,
+                "phase": "execute",
+                "prompt_tokens": 100,
+                "completion_tokens": 50,
+                "price_per_mtok": 1e6,
+            },
+            {
+                "arm": "x",
+                "order": 0,
+                "task_id": "t",
+                "call_index": 3,
+                "agent": L,
+                "phase": "execute",
+                "prompt_tokens": 200,
+                "completion_tokens": 50,
+                "price_per_mtok": 1e6,
+            },
+        ]
+    )
     # a juror's second rating shares its shortest prompt less the plan cap (280 - 128); a second turn its first prompt
     assert counterfactuals.cached_prefix_tokens(calls, plan_tokens=128).tolist() == [0, 152, 0, 100]
     assert counterfactuals.reprice(calls, "one price for all tokens (ours)").tolist() == [300, 280, 150, 250]
     assert counterfactuals.reprice(calls, "output tokens only").tolist() == [0, 0, 50, 50]
-    quarter = counterfactuals.reprice(calls, "input at 1/4 of output, cached prefixes at 1/10 of input", plan_tokens=128)
+    quarter = counterfactuals.reprice(
+        calls, "input at 1/4 of output, cached prefixes at 1/10 of input", plan_tokens=128
+    )
     assert quarter.tolist() == pytest.approx([75, 128 / 4 + 152 / 40, 50 + 25, 50 + 25 + 100 / 40])
     with pytest.raises(ValueError, match="unknown price scheme"):
         counterfactuals.reprice(calls, "free")
 
 
 def test_jury_auroc_against_the_bidders_outcome():
-    bids = pd.DataFrame([{"task_id": t, "order": 0, "agent": a, "refined": False, f"gamma_{L}": g}
-                         for t, a, g in (("a", S, 1.0), ("a", L, 4.0), ("b", S, 2.0), ("b", L, 3.0))])
+    bids = pd.DataFrame(
+        [
+            {"task_id": t, "order": 0, "agent": a, "refined": False, f"gamma_{L}": g}
+            for t, a, g in (("a", S, 1.0), ("a", L, 4.0), ("b", S, 2.0), ("b", L, 3.0))
+        ]
+    )
     passed = pd.DataFrame({S: [0.0, 1.0], L: [1.0, 0.0]}, index=["a", "b"])
     table = counterfactuals.jury_auroc(bids, passed, [S, L], pd.Series({"a": "coding", "b": "coding"}), n_boot=50)
     row = table[(table["domain"] == "coding")].set_index("rater")
@@ -262,10 +353,14 @@ def test_a_moved_runs_inputs_resolve_under_the_data_dir_that_holds_it(tmp_path):
     assert resolved == REPO_ROOT / "data/weights/cpu" / Path(weights).name
     assert resolved.exists()
     # under another data dir (a copy of the runs elsewhere) the same path follows the runs
-    assert reading.run_input_path({"data_dir": "data"}, "data/weights/cpu/x.json", tmp_path / "runs") == \
-        tmp_path / "weights/cpu/x.json"
+    assert (
+        reading.run_input_path({"data_dir": "data"}, "data/weights/cpu/x.json", tmp_path / "runs")
+        == tmp_path / "weights/cpu/x.json"
+    )
     # a path outside the run's data_dir is read from the repository
-    assert reading.run_input_path({"data_dir": "data/next"}, "conf/x.json", tmp_path / "runs") == REPO_ROOT / "conf/x.json"
+    assert (
+        reading.run_input_path({"data_dir": "data/next"}, "conf/x.json", tmp_path / "runs") == REPO_ROOT / "conf/x.json"
+    )
 
 
 def test_replayed_auction_without_self_evaluation_fills_the_bidders_own_rating_by_each_rule():
@@ -273,9 +368,25 @@ def test_replayed_auction_without_self_evaluation_fills_the_bidders_own_rating_b
 
     prices = {"s": 1.0, "m": 2.0, "l": 4.0}
     # the small juror is heavy and harsh; rows are bids, columns the jurors' ratings
-    table = {"s": {"s": 1.5, "m": 3.0, "l": 3.0}, "m": {"s": 1.0, "m": 4.0, "l": 2.0}, "l": {"s": 1.0, "m": 4.0, "l": 4.0}}
-    bids = pd.DataFrame([{"task_id": "t1", "order": 0, "agent": a, "refined": False, "tokens": 64, "entropy": 1.0,
-                          **{f"gamma_{j}": v for j, v in r.items()}} for a, r in table.items()])
+    table = {
+        "s": {"s": 1.5, "m": 3.0, "l": 3.0},
+        "m": {"s": 1.0, "m": 4.0, "l": 2.0},
+        "l": {"s": 1.0, "m": 4.0, "l": 4.0},
+    }
+    bids = pd.DataFrame(
+        [
+            {
+                "task_id": "t1",
+                "order": 0,
+                "agent": a,
+                "refined": False,
+                "tokens": 64,
+                "entropy": 1.0,
+                **{f"gamma_{j}": v for j, v in r.items()},
+            }
+            for a, r in table.items()
+        ]
+    )
     w = Weights(0.0, 0.0, {"s": 0.6, "m": 0.2, "l": 0.2})
     # kept: s 0.9+0.6+0.6 = 2.1, m 0.6+0.8+0.4 = 1.8, l 0.6+0.8+0.8 = 2.2
     assert counterfactuals.replay_auction(bids, w, prices, 128)["t1"] == "l"

@@ -9,17 +9,34 @@ import time
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
-from sale.config import compose
 
 from sale import CONF_DIR, DATA_DIR, REPO_ROOT
+from sale.config import compose
 from sale.harness.runlog import Journal
 
 
 def sale_run(run_dir, *overrides, **kw):
-    cmd = [sys.executable, "-m", "sale.run", "pool=tiny", "tasks=mixed", "tasks.per_bin=1",
-           f"run.dir={run_dir}", f"run.cache={run_dir}/calls.sqlite", "run.figure=false", *overrides]
-    return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, **kw)
+    cmd = [
+        sys.executable,
+        "-m",
+        "sale.run",
+        "pool=tiny",
+        "tasks=mixed",
+        "tasks.per_bin=1",
+        f"run.dir={run_dir}",
+        f"run.cache={run_dir}/calls.sqlite",
+        "run.figure=false",
+        *overrides,
+    ]
+    return subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("experiment", ["demo", "scaling", "main", "ablations"])
@@ -39,16 +56,20 @@ def test_every_ablation_changes_one_thing_and_has_its_own_run(ablation):
     base = compose(*["experiment=ablations", "ablation=full"])
     cfg = compose(*["experiment=ablations", f"ablation={ablation}"])
     assert cfg.run.name == f"ablation-{ablation}-cpu"
-    changed = [k for k in ("auction", "tasks", "method", "pool", "agent")
-               if OmegaConf.to_container(cfg[k]) != OmegaConf.to_container(base[k])]
+    changed = [
+        k
+        for k in ("auction", "tasks", "method", "pool", "agent")
+        if OmegaConf.to_container(cfg[k]) != OmegaConf.to_container(base[k])
+    ]
     assert changed == ([] if ablation == "full" else ["auction"])
     swept = compose(*["experiment=ablations"], return_hydra_config=True)
     assert ablation in swept.hydra.sweeper.params.ablation.split(",")
 
 
 def test_order_independent_methods_run_one_order(tmp_path, tiny_pool):
-    out = sale_run(tmp_path / "r", "method=single", "method.agents=smallest", "run.limit=2",
-                   "run.orders=3").communicate(timeout=300)[0]
+    out = sale_run(
+        tmp_path / "r", "method=single", "method.agents=smallest", "run.limit=2", "run.orders=3"
+    ).communicate(timeout=300)[0]
     assert "running 1 order, not 3" in out and "2 to run" in out, out[-2000:]
     assert len(pd.read_parquet(tmp_path / "r" / "results.parquet")) == 2
 
@@ -63,7 +84,8 @@ def test_sale_orders_run_as_separate_processes_into_one_run_directory(tmp_path, 
     assert "3 tasks x 1 orders" in outs[0]
     records = Journal(run_dir).records()
     assert sorted((r["key"][1], r["key"][2]) for r in records) == sorted(
-        (o, r["key"][2]) for o in (0, 1) for r in records if r["key"][1] == 0)
+        (o, r["key"][2]) for o in (0, 1) for r in records if r["key"][1] == 0
+    )
     assert len(records) == 6
     out = sale_run(run_dir, *args).communicate(timeout=300)[0]  # all orders: nothing left, logs of both
     assert "6 done, 0 to run" in out, out[-2000:]
@@ -106,8 +128,11 @@ def test_runs_staged_under_another_data_dir_resume_once_moved_in(tmp_path, metho
     del old["data_dir"]  # a run saved before the key existed names data/... paths
     OmegaConf.save(OmegaConf.create(old), tmp_path / "config.yaml")
     check_same_config(tmp_path, staged)
-    other_input = (["method.train_run=data/runs/scaling-cpu-test"] if method == "knn"
-                   else ["auction.weights.path=data/weights/cpu/mean.json"])
+    other_input = (
+        ["method.train_run=data/runs/scaling-cpu-test"]
+        if method == "knn"
+        else ["auction.weights.path=data/weights/cpu/mean.json"]
+    )
     with pytest.raises(SystemExit, match=("method" if method == "knn" else "auction") + " differ"):
         check_same_config(tmp_path, main(*other_input))
 
@@ -163,15 +188,26 @@ def test_killed_run_resumes_without_losing_or_repeating_work(tmp_path, tiny_pool
     ref_calls = pd.read_parquet(tmp_path / "uninterrupted" / "calls.parquet")
     key = ["order", "task_id", "call_index"]
     cols = key + ["agent", "phase", "tokens"]
-    assert calls[cols].sort_values(key).reset_index(drop=True).equals(
-        ref_calls[cols].sort_values(key).reset_index(drop=True))
+    assert (
+        calls[cols]
+        .sort_values(key)
+        .reset_index(drop=True)
+        .equals(ref_calls[cols].sort_values(key).reset_index(drop=True))
+    )
 
 
 def test_a_run_killed_with_many_tasks_in_flight_on_a_served_pool_resumes(tmp_path):
     """Plumbing at 16 in flight, against the stub server (fixed 1 s answers; pool=stub): kill, rerun, nothing lost
     or repeated, and the server the killed run started does not outlive it."""
-    args = ["pool=stub", "tasks=phantomwiki", "tasks.per_bin=null", "method=single", "run.limit=64",
-            "run.concurrency=16", "pool.agents.stub.serve.delay_s=1.0"]
+    args = [
+        "pool=stub",
+        "tasks=phantomwiki",
+        "tasks.per_bin=null",
+        "method=single",
+        "run.limit=64",
+        "run.concurrency=16",
+        "pool.agents.stub.serve.delay_s=1.0",
+    ]
     run_dir = tmp_path / "run"
     proc = sale_run(run_dir, *args)
     journal = run_dir / "journal.jsonl"
@@ -218,8 +254,11 @@ def test_an_archived_run_refuses_another_engine_and_names_the_one_that_made_it(t
     (run_dir / "config.yaml").write_text((archived / "config.yaml").read_text())
     default = compose(*["experiment=scaling"])
     old_engine = compose(*["experiment=scaling", "pool=cpu_llamacpp"])
-    with pytest.raises(SystemExit, match=r"(?s)pool(, \w+)* differ.*made by the llamacpp engine.*uses xllamacpp.*"
-                                         r"pool=cpu_llamacpp"):
+    with pytest.raises(
+        SystemExit,
+        match=r"(?s)pool(, \w+)* differ.*made by the llamacpp engine.*uses xllamacpp.*"
+        r"pool=cpu_llamacpp",
+    ):
         check_same_config(run_dir, default)
     # The same pool resumes it, with the agent scaffold the run was made with (the deep-search agent has changed
     # since, and a changed agent is refused like any other change).
@@ -258,9 +297,19 @@ def test_every_baseline_runs_through_hydra_in_the_same_schema(tmp_path, tiny_poo
     from sale.run import run
 
     def compose_run(method, *extra):
-        cfg = compose(*[
-            "pool=tiny", "tasks=mixed", "tasks.per_bin=1", "tasks.bins=[1]", f"method={method}",
-            f"run.dir={tmp_path / method}", f"run.cache={tmp_path / 'calls.sqlite'}", "run.figure=false", *extra])
+        cfg = compose(
+            *[
+                "pool=tiny",
+                "tasks=mixed",
+                "tasks.per_bin=1",
+                "tasks.bins=[1]",
+                f"method={method}",
+                f"run.dir={tmp_path / method}",
+                f"run.cache={tmp_path / 'calls.sqlite'}",
+                "run.figure=false",
+                *extra,
+            ]
+        )
         return pd.read_parquet(run(cfg) / "results.parquet")
 
     single = compose_run("single")
@@ -269,9 +318,13 @@ def test_every_baseline_runs_through_hydra_in_the_same_schema(tmp_path, tiny_poo
 
     assert (single["commit"] == code_version()["commit"]).all() and "dirty" in single  # the code of every task
     train = f"method.train_run={tmp_path / 'single'}"
-    for method, extra in [("oracle", []), ("cascade", []), ("random", ["method.largest_shares=[0.5]"]),
-                          ("knn", [train, "method.k=1", "method.thetas=[0.5]", "method.lambdas=[0,1]"]),
-                          ("mlc", [train, "method.thetas=[0.5]", "method.lambdas=[0,1]"])]:
+    for method, extra in [
+        ("oracle", []),
+        ("cascade", []),
+        ("random", ["method.largest_shares=[0.5]"]),
+        ("knn", [train, "method.k=1", "method.thetas=[0.5]", "method.lambdas=[0,1]"]),
+        ("mlc", [train, "method.thetas=[0.5]", "method.lambdas=[0,1]"]),
+    ]:
         results = compose_run(method, *extra)
         assert len(results) == 2 * results["arm"].nunique() and results["agent"].isin(tiny_pool.names).all()
         assert schema - {"cascade_depth", "router_p"} <= set(results.columns), method
@@ -322,10 +375,20 @@ def test_random_arm_matched_to_sale_replaces_the_previous_match(tmp_path, tiny_p
 
     def rerun_with_sale_share(agents):
         pd.DataFrame({"agent": agents}).to_parquet(sale_dir / "results.parquet")
-        cfg = compose(*[
-            "pool=tiny", "tasks=mixed", "tasks.per_bin=1", "tasks.bins=[1]", "method=random",
-            "method.largest_shares=[0.5]", f"method.match_run={sale_dir}", f"run.dir={tmp_path / 'random'}",
-            f"run.cache={tmp_path / 'calls.sqlite'}", "run.figure=false"])
+        cfg = compose(
+            *[
+                "pool=tiny",
+                "tasks=mixed",
+                "tasks.per_bin=1",
+                "tasks.bins=[1]",
+                "method=random",
+                "method.largest_shares=[0.5]",
+                f"method.match_run={sale_dir}",
+                f"run.dir={tmp_path / 'random'}",
+                f"run.cache={tmp_path / 'calls.sqlite'}",
+                "run.figure=false",
+            ]
+        )
         return pd.read_parquet(run(cfg) / "results.parquet")
 
     first = rerun_with_sale_share([largest, cheaper, cheaper, cheaper])
@@ -339,16 +402,25 @@ def test_random_arm_matched_to_sale_replaces_the_previous_match(tmp_path, tiny_p
 
 def test_demo_puts_sale_beside_the_largest_agent_on_the_same_tasks(tmp_path, tiny_pool):
     run_dir = tmp_path / "demo"
-    cmd = [sys.executable, "-m", "sale.demo", "pool=tiny", "run.limit=3", f"run.dir={run_dir}",
-           f"run.cache={tmp_path}/calls.sqlite"]
-    out = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1"}).stdout
+    cmd = [
+        sys.executable,
+        "-m",
+        "sale.demo",
+        "pool=tiny",
+        "run.limit=3",
+        f"run.dir={run_dir}",
+        f"run.cache={tmp_path}/calls.sqlite",
+    ]
+    out = subprocess.run(
+        cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    ).stdout
     assert "SALE against the largest agent alone" in out and "tiny-qwen2-c alone" in out, out[-3000:]
     sale = pd.read_parquet(run_dir / "results.parquet")
     largest = pd.read_parquet(tmp_path / "demo-largest" / "results.parquet")
     assert sorted(sale["task_id"]) == sorted(largest["task_id"]) and len(sale) == 3
     assert set(largest["agent"]) == {"tiny-qwen2-c"}
     assert (run_dir / "side_by_side.png").stat().st_size > 10_000
-    again = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-                           env={**os.environ, "HF_HUB_OFFLINE": "1"}).stdout
+    again = subprocess.run(
+        cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    ).stdout
     assert "3 done, 0 to run" in again  # a rerun is free

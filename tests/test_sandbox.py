@@ -61,7 +61,9 @@ def test_environment_is_stripped(monkeypatch):
 
 
 def test_working_directory_is_fresh_and_deleted_afterwards():
-    result = run_python("import os\nopen('scratch.txt', 'w').write('x')\nprint(os.getcwd())\nprint(sorted(os.listdir('.')))")
+    result = run_python(
+        "import os\nopen('scratch.txt', 'w').write('x')\nprint(os.getcwd())\nprint(sorted(os.listdir('.')))"
+    )
     workdir, listing = result.stdout.splitlines()
     assert listing == "['main.py', 'scratch.txt']"
     assert not os.path.exists(workdir)
@@ -96,7 +98,10 @@ def test_truncation_keeps_head_and_tail():
 
 @needs_namespaces
 def test_fork_bomb_is_capped_and_everything_is_killed():
-    bomb = "import os\nprint(os.getcwd(), flush=True)\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    bomb = (
+        "import os\nprint(os.getcwd(), flush=True)\n"
+        "while True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    )
     result = run_python(bomb, timeout_s=1.5, max_processes=8)
     assert result.status == "timeout"
     assert _processes_in(result.stdout.strip()) == []
@@ -128,7 +133,9 @@ def test_network_connection_to_localhost_fails():
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        result = run_python(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\nprint('connected')")
+        result = run_python(
+            f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\nprint('connected')"
+        )
     assert result.status == "error"
     assert "connected" not in result.stdout
 
@@ -139,7 +146,10 @@ def test_raw_socket_module_has_no_network_either():
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        code = f"import _socket\ns = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)\ns.connect(('127.0.0.1', {port}))\nprint('connected')"
+        code = (
+            "import _socket\ns = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)\n"
+            f"s.connect(('127.0.0.1', {port}))\nprint('connected')"
+        )
         result = run_python(code)
     assert result.status == "error"
     assert "connected" not in result.stdout
@@ -171,20 +181,30 @@ outcome = {"mode": isolation_mode()}
 outcome["write"] = run_python("open('/tmp/sale-user-mode-escape', 'w')").status
 outcome["network"] = run_python("import socket; socket.create_connection(('127.0.0.1', 9), timeout=2)").status
 outcome["kill_parent"] = run_python("import os, signal; os.kill(os.getppid(), signal.SIGKILL)").status
-outcome["bomb"] = run_python("import os\\nwhile True:\\n    try: os.fork()\\n    except OSError: pass", timeout_s=1.0, max_processes=8).status
+bomb = "import os\\nwhile True:\\n    try: os.fork()\\n    except OSError: pass"
+outcome["bomb"] = run_python(bomb, timeout_s=1.0, max_processes=8).status
 outcome["ok"] = run_python("print(6 * 7)").stdout
 outcome["write_inside"] = run_python("open('x.txt', 'w').write('x'); print(open('x.txt').read())").stdout
 print(json.dumps(outcome))
 """
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("python3", path="/usr/bin"), reason="needs root (to become another user) and /usr/bin/python3")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("python3", path="/usr/bin"),
+    reason="needs root (to become another user) and /usr/bin/python3",
+)
 def test_user_mode_isolation_for_a_non_root_caller():
     """The 'user' mode (user namespaces), as an unprivileged caller sees it: run as nobody."""
     src = str(REPO_ROOT / "src")
     proc = subprocess.run(
         ["/usr/bin/python3", "-I", "-c", USER_MODE_SCRIPT, src],
-        user=65534, group=65534, extra_groups=[], cwd="/", capture_output=True, text=True, timeout=60,
+        user=65534,
+        group=65534,
+        extra_groups=[],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     outcome = json.loads(proc.stdout)
@@ -192,5 +212,13 @@ def test_user_mode_isolation_for_a_non_root_caller():
         pytest.skip(outcome["skip"])
     if outcome["mode"] != "user":
         pytest.skip("unprivileged user namespaces are not available here")
-    assert outcome == {"mode": "user", "write": "error", "network": "error", "kill_parent": "killed", "bomb": "timeout", "ok": "42\n", "write_inside": "x\n"}
+    assert outcome == {
+        "mode": "user",
+        "write": "error",
+        "network": "error",
+        "kill_parent": "killed",
+        "bomb": "timeout",
+        "ok": "42\n",
+        "write_inside": "x\n",
+    }
     assert not os.path.exists("/tmp/sale-user-mode-escape")

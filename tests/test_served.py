@@ -24,15 +24,30 @@ pytestmark = pytest.mark.models
 def sale_run(*overrides, config_dir=None, **kw):
     flags = ["--config-dir", str(config_dir)] if config_dir else []
     cmd = [sys.executable, "-m", "sale.run", *flags, "run.figure=false", *overrides]
-    return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, **kw)
+    return subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        **kw,
+    )
 
 
 def test_killing_a_served_agent_mid_run_is_a_clear_error_and_a_rerun_resumes(tmp_path):
     run_dir = tmp_path / "run"
-    args = ["pool=cpu_server", "tasks=phantomwiki", "method=single", "method.agents=smollm2-135m", "run.limit=4",
-            "run.concurrency=2", f"run.dir={run_dir}", f"run.cache={tmp_path}/calls.sqlite",
-            "pool.agents.smollm2-135m.retries=3"]
+    args = [
+        "pool=cpu_server",
+        "tasks=phantomwiki",
+        "method=single",
+        "method.agents=smollm2-135m",
+        "run.limit=4",
+        "run.concurrency=2",
+        f"run.dir={run_dir}",
+        f"run.cache={tmp_path}/calls.sqlite",
+        "pool.agents.smollm2-135m.retries=3",
+    ]
     proc = sale_run(*args)
     journal = run_dir / "journal.jsonl"
     deadline = time.time() + 900  # a 16-turn search task on shared, loaded cores can take minutes

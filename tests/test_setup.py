@@ -9,9 +9,9 @@ import textwrap
 import pytest
 
 from sale import REPO_ROOT
-from sale.llm.engine_check import cpu_summary, describe_death, smallest_local_agent
-from sale.llm import Pool, load_pool
 from sale.config import pool_config
+from sale.llm import Pool, load_pool
+from sale.llm.engine_check import cpu_summary, describe_death, smallest_local_agent
 
 # A stand-in for xllamacpp whose Server dies as an engine built for another CPU does: an illegal instruction.
 CRASHING_ENGINE = textwrap.dedent("""
@@ -30,9 +30,20 @@ CRASHING_ENGINE = textwrap.dedent("""
 
 
 def run_setup(tmp_path, **env):
-    return subprocess.run(["bash", "scripts/setup.sh"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "VENV": sys.prefix, "ENGINE_STAMP": str(tmp_path / "engine-ok"),
-                               "HF_HUB_OFFLINE": "1", **env})
+    return subprocess.run(
+        ["bash", "scripts/setup.sh"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            **os.environ,
+            "VENV": sys.prefix,
+            "ENGINE_STAMP": str(tmp_path / "engine-ok"),
+            "HF_HUB_OFFLINE": "1",
+            **env,
+        },
+    )
 
 
 @pytest.mark.models

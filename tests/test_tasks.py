@@ -1,9 +1,9 @@
 """Task sets: the committed tau tables, bins and splits, and load_tasks (directly and through the Hydra configs)."""
 
-from sale.config import compose
 import pytest
 import yaml
 
+from sale.config import compose
 from sale.tasks import humaneval, load_tasks, phantomwiki
 from sale.tasks.base import N_BINS
 from sale.tasks.humaneval import bin_of, load_humaneval
@@ -39,7 +39,9 @@ def test_humaneval_table_is_what_the_tau_model_gives():
 
 def test_humaneval_bins_order_by_solution_complexity():
     rows = humaneval.read_table()
-    mean_lines = [sum(r["solution_lines"] for r in rows if r["bin"] == b) / sum(r["bin"] == b for r in rows) for b in range(1, 6)]
+    mean_lines = [
+        sum(r["solution_lines"] for r in rows if r["bin"] == b) / sum(r["bin"] == b for r in rows) for b in range(1, 6)
+    ]
     assert mean_lines == sorted(mean_lines)
     easiest = next(r for r in rows if r["id"] == "HumanEval/23")  # strlen: return len(string)
     assert easiest["bin"] == 1 and easiest["solution_lines"] == 1 and easiest["cyclomatic"] == 1
@@ -54,7 +56,9 @@ def test_humaneval_splits_are_disjoint_stratified_and_stable():
         assert n_train == round(0.4 * len(group)), b
         assert BINS["humaneval"]["counts"][b] == {"train": n_train, "test": len(group) - n_train}
     again = humaneval.stratified_split([f"t{i}" for i in range(50)], [1 + i % 5 for i in range(50)], 0.4, seed=0)
-    assert again == humaneval.stratified_split([f"t{i}" for i in range(50)], [1 + i % 5 for i in range(50)], 0.4, seed=0)
+    assert again == humaneval.stratified_split(
+        [f"t{i}" for i in range(50)], [1 + i % 5 for i in range(50)], 0.4, seed=0
+    )
     assert sum(s == "train" for s in again.values()) == 20
 
 

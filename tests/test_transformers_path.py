@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from sale.config import compose, pool_config
+from sale.harness.transformers_check import conversation, jury_prompts
 from sale.llm import Pool, load_pool
 from sale.llm.base import split_thinking
 from sale.llm.placement import PlacementError, parse_gpus, plan, pool_footprints
-from sale.harness.transformers_check import conversation, jury_prompts
-from sale.config import compose, pool_config
 
 DIGITS = [str(d) for d in range(6)]
 
@@ -58,8 +58,10 @@ def test_jury_batches_per_juror_and_logs_one_call_per_rating(tiny_pool):
     from sale.tasks import Task
 
     task = Task("t/1", "coding", "Write a function that returns the sum of a list.")
-    bids = [Bid(agent=a, plan=p, tokens=5, entropy=1.0) for a, p in
-            zip(tiny_pool.names, ["sum it", "loop and add", "use reduce"])]
+    bids = [
+        Bid(agent=a, plan=p, tokens=5, entropy=1.0)
+        for a, p in zip(tiny_pool.names, ["sum it", "loop and add", "use reduce"])
+    ]
     ledger = Ledger(tiny_pool)
     prompts = compose().auction.prompts
     scores = rate(ledger, tiny_pool.names, task, bids, DIGITS, random.Random(0), prompts=prompts)
@@ -143,8 +145,10 @@ def test_agents_loaded_on_demand_answer_as_resident_ones(tiny_pool):
     assert swapping.placement.on_demand == swapping.names
     msgs = [{"role": "user", "content": "Rate this plan."}]
     for name in ["tiny-qwen3-a", "tiny-qwen3-b", "tiny-qwen3-a", "tiny-qwen2-c"]:
-        assert swapping.llm(name).generate(msgs, max_tokens=6).text == tiny_pool.llm(name).generate(
-            msgs, max_tokens=6).text
+        assert (
+            swapping.llm(name).generate(msgs, max_tokens=6).text
+            == tiny_pool.llm(name).generate(msgs, max_tokens=6).text
+        )
     area = swapping._swap_area
     assert area.loads == 4 and area.current.name == "tiny-qwen2-c"
     swapping.close()

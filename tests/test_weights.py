@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from sale.auction.weights import (Weights, choose, cost_feature, evaluate, features, fit_weights, losses)
+from sale.auction.weights import Weights, choose, cost_feature, evaluate, features, fit_weights, losses
 
 
 def simplex_grid(step: float = 0.01) -> np.ndarray:
@@ -40,10 +40,14 @@ def test_score_is_cost_minus_value():
 
 def test_choose_takes_argmin_and_breaks_ties_to_the_cheaper_agent():
     weights = Weights(0.5, 0.0, {"a": 0.5})
-    cost = np.array([[0.2, 1.0, 0.6],    # scores -1.4, -1.0, -1.2 -> agent 0
-                     [0.2, 1.0, 0.6],    # scores -0.9, -1.5, -1.2 -> agent 1
-                     [0.4, 0.4, 0.4],    # identical bids -> tie -> agent 0
-                     [0.8, 0.2, 0.2]])   # agents 1 and 2 tie below agent 0 -> agent 1
+    cost = np.array(
+        [
+            [0.2, 1.0, 0.6],  # scores -1.4, -1.0, -1.2 -> agent 0
+            [0.2, 1.0, 0.6],  # scores -0.9, -1.5, -1.2 -> agent 1
+            [0.4, 0.4, 0.4],  # identical bids -> tie -> agent 0
+            [0.8, 0.2, 0.2],
+        ]
+    )  # agents 1 and 2 tie below agent 0 -> agent 1
     entropy = np.zeros_like(cost)
     jury = np.array([[3, 3, 3], [2, 4, 3], [1, 1, 1], [3, 3, 3]], dtype=float)[:, :, None]
     assert choose(weights, cost, entropy, jury).tolist() == [0, 1, 0, 1]
@@ -131,8 +135,14 @@ def random_instance(seed, n_tasks=20, n_agents=3, n_jurors=2):
     hardness = rng.uniform(0, 3, size=n_tasks)
     cost = cost_feature(price[None, :], price.max(), rng.integers(40, 129, size=(n_tasks, n_agents)), 128)
     entropy = rng.uniform(0.3, 2.0, size=(n_tasks, n_agents))
-    jury = np.clip(2.5 + skill[None, :, None] - 0.5 * hardness[:, None, None]
-                   + rng.normal(0, 0.7, size=(n_tasks, n_agents, n_jurors)), 0, 5)
+    jury = np.clip(
+        2.5
+        + skill[None, :, None]
+        - 0.5 * hardness[:, None, None]
+        + rng.normal(0, 0.7, size=(n_tasks, n_agents, n_jurors)),
+        0,
+        5,
+    )
     p_pass = 1 / (1 + np.exp(-(2 * skill[None, :] - 1.5 * hardness[:, None] + 1)))
     passed = (rng.uniform(size=(n_tasks, n_agents)) < p_pass).astype(int)
     exec_cost = price[None, :] * rng.uniform(1e3, 1e4, size=(n_tasks, n_agents))
@@ -259,8 +269,9 @@ def test_overhead_aware_fit_drops_a_juror_whose_ratings_are_not_worth_its_price(
     assert cheap.weights.provenance["jurors_kept"] == ["sharp"]
     assert cheap.mean_loss == pytest.approx(plain.mean_loss, abs=1e-6)
     # a juror priced above everything its ratings can save is switched off, and the fit pays no jury
-    dear = fit_weights(cost, entropy, both, passed, exec_cost, names, objective="mean",
-                       juror_cost=[0.0, 10 * exec_cost.max()])
+    dear = fit_weights(
+        cost, entropy, both, passed, exec_cost, names, objective="mean", juror_cost=[0.0, 10 * exec_cost.max()]
+    )
     assert dear.weights.w_jury == {"flat": 0.0, "sharp": 0.0} and dear.weights.provenance["jurors_kept"] == []
     assert dear.weights.w_cost + dear.weights.w_entropy == pytest.approx(1)
     assert choose(dear.weights, cost, entropy, both).tolist() == dear.chosen.tolist()

@@ -50,8 +50,7 @@ def pool_config(name: str) -> dict:
     return yaml.safe_load((CONF_DIR / "pool" / f"{name}.yaml").read_text())
 
 
-def compose(*overrides: str, return_hydra_config: bool = False,
-            config_dir: str | Path = CONF_DIR) -> DictConfig:
+def compose(*overrides: str, return_hydra_config: bool = False, config_dir: str | Path = CONF_DIR) -> DictConfig:
     """The config `python -m sale.run <overrides>` would run with (Hydra's compose API, no run directory made).
     A bad group option raises ConfigError with the closest option. return_hydra_config adds the `hydra` node
     (launcher, sweeper) as `--cfg hydra` shows it."""

@@ -20,8 +20,6 @@ import pandas as pd
 from sale.config import compose
 
 
-
-
 def side_by_side(sale: pd.DataFrame, largest: pd.DataFrame, largest_name: str) -> pd.DataFrame:
     """One row per arm: SALE, then the largest agent alone, on the tasks both have finished."""
     common = set(sale["task_id"]) & set(largest["task_id"])
@@ -56,19 +54,33 @@ def side_by_side_figure(sale: pd.DataFrame, largest: pd.DataFrame, table: pd.Dat
     domains = sorted(both["domain"].unique())
     fig, axes = plt.subplots(1, len(domains) + 1, figsize=(5 * len(domains) + 4.5, 3.8), squeeze=False)
     for ax, domain in zip(axes[0], domains):
-        sns.pointplot(data=both[both["domain"] == domain], x="bin", y="passed", hue="method", ax=ax, errorbar=None,
-                      dodge=0.25, markers=["o", "s"])
-        ax.set(title=f"{domain}: pass@1 by complexity bin", xlabel="complexity bin (1 = easiest)", ylabel="pass@1",
-               ylim=(-0.04, 1.04))
+        sns.pointplot(
+            data=both[both["domain"] == domain],
+            x="bin",
+            y="passed",
+            hue="method",
+            ax=ax,
+            errorbar=None,
+            dodge=0.25,
+            markers=["o", "s"],
+        )
+        ax.set(
+            title=f"{domain}: pass@1 by complexity bin",
+            xlabel="complexity bin (1 = easiest)",
+            ylabel="pass@1",
+            ylim=(-0.04, 1.04),
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     ax = axes[0, -1]
     cost = both.groupby("method", sort=False)[["exec_cost_usd", "auction_cost_usd"]].mean() * 1e6
     cost.rename(columns={"exec_cost_usd": "execution", "auction_cost_usd": "auction"}).plot.bar(
-        stacked=True, ax=ax, rot=0, color=["#4c72b0", "#dd8452"])
+        stacked=True, ax=ax, rot=0, color=["#4c72b0", "#dd8452"]
+    )
     ax.set(title="cost per task", ylabel="micro-dollars per task", xlabel="")
-    ax.set_xticks(range(len(cost)), [m.replace(" (", "\n(").replace(" alone", "\nalone") for m in cost.index],
-                  fontsize=8)
+    ax.set_xticks(
+        range(len(cost)), [m.replace(" (", "\n(").replace(" alone", "\nalone") for m in cost.index], fontsize=8
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -84,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from sale.analysis.summary import _fmt
     from sale.harness.concurrency import Interrupted
+    from sale.harness.runlog import load_logs
     from sale.llm import LLMError
     from sale.run import run
-    from sale.harness.runlog import load_logs
-    from sale.analysis.summary import _fmt
 
     sale_cfg = compose("experiment=demo", *argv)
     largest_cfg = compose("experiment=demo", *argv, "method=single", "method.agents=largest")

@@ -40,8 +40,10 @@ def preflight(argv: list[str]) -> str | None:
         existing = existing.parent
     if not os.access(existing, os.W_OK):
         why = "a read-only file system" if _read_only_fs(existing) else "no write permission"
-        return (f"error: the run directory {run_dir} cannot be written ({existing}: {why}).\n"
-                f"  fix: make it writable, or copy the run somewhere writable and point run.dir=... there")
+        return (
+            f"error: the run directory {run_dir} cannot be written ({existing}: {why}).\n"
+            f"  fix: make it writable, or copy the run somewhere writable and point run.dir=... there"
+        )
     return None
 
 
@@ -59,8 +61,9 @@ def check_override_keys(argv: list[str]) -> str | None:
     Hydra checks alone."""
     import difflib
 
-    from sale.config import compose
     from omegaconf import DictConfig
+
+    from sale.config import compose
 
     if any(a.startswith("-") for a in argv):
         return None
@@ -82,11 +85,16 @@ def check_override_keys(argv: list[str]) -> str | None:
                 known = [str(k) for k in node.keys()]
                 where = ".".join(path) or "the config"
                 close = difflib.get_close_matches(part, known, n=3, cutoff=0.6)
-                guess = (f"did you mean {' or '.join('.'.join(path + [c]) for c in close)}?" if close
-                         else f"{where} has no such key")
-                return (f"error: {key} is not a config key (from the override {override}).\n"
-                        f"  {guess} Keys of {where}: {', '.join(known)}.\n"
-                        f"  To add a new key on purpose, write +{override}")
+                guess = (
+                    f"did you mean {' or '.join('.'.join(path + [c]) for c in close)}?"
+                    if close
+                    else f"{where} has no such key"
+                )
+                return (
+                    f"error: {key} is not a config key (from the override {override}).\n"
+                    f"  {guess} Keys of {where}: {', '.join(known)}.\n"
+                    f"  To add a new key on purpose, write +{override}"
+                )
             node = node._get_node(part)
             path.append(part)
     return None

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-
 @dataclass
 class AgentResult:
     output: str  # the submitted code (coding) or answer (search); "" when the agent gave none
@@ -19,8 +18,17 @@ class AgentResult:
     forced: bool = False  # search: the answer came on the last turn, after the scaffold demanded one
 
 
-def run_agent(ledger, agent: str, task, plan: str | None = None, *, prompts, max_turns: int | None = None,
-              max_tokens: int = 512, **search_options) -> AgentResult:
+def run_agent(
+    ledger,
+    agent: str,
+    task,
+    plan: str | None = None,
+    *,
+    prompts,
+    max_turns: int | None = None,
+    max_tokens: int = 512,
+    **search_options,
+) -> AgentResult:
     """Run `agent`'s scaffold to completion on `task`, with an optional plan (the winning bid) in its prompt.
     prompts: the config's `agent.prompts` (one set per scaffold: coder, searcher). search_options go to the
     deep-search agent (`agent.search` in conf/config.yaml)."""
@@ -30,5 +38,13 @@ def run_agent(ledger, agent: str, task, plan: str | None = None, *, prompts, max
         return run_coder(ledger, agent, task, plan, prompts["coder"], max_turns=max_turns or 3, max_tokens=max_tokens)
     from sale.agents.searcher import run_searcher
 
-    return run_searcher(ledger, agent, task, plan, prompts["searcher"], max_turns=max_turns or 16, max_tokens=max_tokens,
-                        **search_options)
+    return run_searcher(
+        ledger,
+        agent,
+        task,
+        plan,
+        prompts["searcher"],
+        max_turns=max_turns or 16,
+        max_tokens=max_tokens,
+        **search_options,
+    )

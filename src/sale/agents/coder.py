@@ -24,8 +24,11 @@ def extract_code(reply: str, entry_point: str) -> str | None:
     return None
 
 
-INLINE_EXAMPLE = re.compile(r"^\s*(?:[-*]\s*)?(?:for example:?\s*)?(?P<call>[A-Za-z_]\w*\(.*\))\s*"
-                            r"(?:==>|==|➞|=>|->|should return|returns?)\s*(?P<want>.+?)[\s.]*$", re.IGNORECASE)
+INLINE_EXAMPLE = re.compile(
+    r"^\s*(?:[-*]\s*)?(?:for example:?\s*)?(?P<call>[A-Za-z_]\w*\(.*\))\s*"
+    r"(?:==>|==|➞|=>|->|should return|returns?)\s*(?P<want>.+?)[\s.]*$",
+    re.IGNORECASE,
+)
 
 
 def docstring_examples(prompt: str, entry_point: str | None = None) -> list[tuple[str, str]]:
@@ -38,8 +41,9 @@ def docstring_examples(prompt: str, entry_point: str | None = None) -> list[tupl
     if not examples and entry_point:
         found = [INLINE_EXAMPLE.match(line) for line in prompt.splitlines()]
         # "f(5) == 3 - 0 - 1 = 2": the value is what follows the last " = "
-        return [(m["call"], m["want"].rsplit(" = ", 1)[-1]) for m in found
-                if m and m["call"].startswith(entry_point + "(")]
+        return [
+            (m["call"], m["want"].rsplit(" = ", 1)[-1]) for m in found if m and m["call"].startswith(entry_point + "(")
+        ]
     pairs = []
     for e in examples:
         # The docstring's closing quotes follow the last example without a blank line, so doctest counts them
@@ -76,7 +80,7 @@ def _example_line(text: str) -> dict | None:
     if not text.startswith(RESULT_MARK):
         return None
     try:
-        line = json.loads(text[len(RESULT_MARK):])
+        line = json.loads(text[len(RESULT_MARK) :])
     except ValueError:
         return None
     if not isinstance(line, dict) or not {"call", "want", "got", "ok"} <= set(line):
@@ -98,13 +102,16 @@ def run_examples(code: str, prompt: str, entry_point: str | None = None, timeout
     return False, "\n".join(f"{l['call']} returned {l['got']}, expected {l['want']}" for l in failed[:5])
 
 
-def run_coder(ledger, agent: str, task, plan: str | None, prompts, max_turns: int = 3,
-              max_tokens: int = 512) -> AgentResult:
+def run_coder(
+    ledger, agent: str, task, plan: str | None, prompts, max_turns: int = 3, max_tokens: int = 512
+) -> AgentResult:
     p = prompts  # conf/prompts/coder.yaml, as composed into the run's config
     prompt, entry_point = task.payload["prompt"], task.payload["entry_point"]
     plan_section = p["plan_section"].format(plan=plan.strip()) if plan else ""
-    messages = [{"role": "system", "content": p["system"]},
-                {"role": "user", "content": p["task"].format(prompt=prompt.strip(), plan_section=plan_section)}]
+    messages = [
+        {"role": "system", "content": p["system"]},
+        {"role": "user", "content": p["task"].format(prompt=prompt.strip(), plan_section=plan_section)},
+    ]
     trajectory = [dict(m) for m in messages]
     code, passed, malformed = None, False, 0
     turn = 0

@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 TOOLS = ("lookup", "search", "open", "answer")
 ACTION = re.compile(r"Action\s*:\s*\**\s*(lookup|search|open|answer)\s*\[(.*?)\]", re.IGNORECASE | re.DOTALL)
 # A looser form small models also write: `lookup[...]` or `lookup(...)` at the start of a line, without "Action:".
-LOOSE_ACTION = re.compile(r"^[ \t*`]*(lookup|search|open|answer)\s*(?:\[(.*?)\]|\((.*?)\))",
-                          re.IGNORECASE | re.DOTALL | re.MULTILINE)
+LOOSE_ACTION = re.compile(
+    r"^[ \t*`]*(lookup|search|open|answer)\s*(?:\[(.*?)\]|\((.*?)\))", re.IGNORECASE | re.DOTALL | re.MULTILINE
+)
 MAX_OBSERVATION_CHARS = 1500
 KEEP_RECENT = 2  # observations never shortened when the trace is trimmed
 STUCK_LIMIT = 4  # unusable replies in a row (malformed or repeated) after which the next turn must answer
@@ -74,9 +75,16 @@ def format_hits(hits) -> str:
 def shorten(tool: str, observation: str) -> str:
     """An old observation cut to what later turns need: an article's relation lines, a search's titles."""
     if tool == "open":
-        keep = [line for line in observation.splitlines()
-                if line.startswith("# ") or (line.startswith("The ") and " of " in line
-                                            and not line.startswith(("The date", "The occupation", "The hobby")))]
+        keep = [
+            line
+            for line in observation.splitlines()
+            if line.startswith("# ")
+            or (
+                line.startswith("The ")
+                and " of " in line
+                and not line.startswith(("The date", "The occupation", "The hobby"))
+            )
+        ]
         return "\n".join(keep) + "\n(shortened)"
     if tool == "search":
         return "titles: " + ", ".join(re.findall(r"^\[(.+?)\]", observation, re.MULTILINE)) + " (shortened)"
@@ -118,14 +126,26 @@ def run_tool(tool: str, arg: str, universe: str, search_k: int, chain: Chain | N
     return index.open(arg)
 
 
-def run_searcher(ledger, agent: str, task, plan: str | None, prompts, max_turns: int = 16, max_tokens: int = 192,
-                 search_k: int = 3, context_chars: int = 12000, progress: bool = True) -> AgentResult:
+def run_searcher(
+    ledger,
+    agent: str,
+    task,
+    plan: str | None,
+    prompts,
+    max_turns: int = 16,
+    max_tokens: int = 192,
+    search_k: int = 3,
+    context_chars: int = 12000,
+    progress: bool = True,
+) -> AgentResult:
     p = prompts  # conf/prompts/searcher.yaml, as composed into the run's config
     universe = task.payload["universe"]
     question = task.payload["question"]
     plan_section = p["plan_section"].format(plan=plan.strip()) if plan else ""
-    messages = [{"role": "system", "content": p["system"]},
-                {"role": "user", "content": p["task"].format(question=question, plan_section=plan_section)}]
+    messages = [
+        {"role": "system", "content": p["system"]},
+        {"role": "user", "content": p["task"].format(question=question, plan_section=plan_section)},
+    ]
     trajectory = [dict(m) for m in messages]
     budget = context_budget(ledger, agent, context_chars, max_tokens)
     chain = Chain.parse(question) if progress else None
@@ -138,8 +158,9 @@ def run_searcher(ledger, agent: str, task, plan: str | None, prompts, max_turns:
         if last:
             messages[-1] = {**messages[-1], "content": messages[-1]["content"] + "\n" + p["last_turn"]}
         trim(messages, observations, budget, p["observation"])
-        reply = ledger.generate(agent, "execute", messages, max_tokens=max_tokens,
-                                stop=["Observation:", "\nThought:"]).text
+        reply = ledger.generate(
+            agent, "execute", messages, max_tokens=max_tokens, stop=["Observation:", "\nThought:"]
+        ).text
         trajectory.append({"role": "assistant", "content": reply})
         action = parse_action(reply)
         end = action_end(reply)
@@ -183,5 +204,12 @@ def run_searcher(ledger, agent: str, task, plan: str | None, prompts, max_turns:
             observation_msg += p["progress"].format(left=chain.text())
         messages.append({"role": "user", "content": observation_msg})
         trajectory.append({"role": "user", "content": observation_msg})
-    return AgentResult(output=answer or "", turns=turn, trajectory=trajectory, self_check=answer is not None,
-                       malformed=malformed, tool_actions=tool_actions, forced=forced)
+    return AgentResult(
+        output=answer or "",
+        turns=turn,
+        trajectory=trajectory,
+        self_check=answer is not None,
+        malformed=malformed,
+        tool_actions=tool_actions,
+        forced=forced,
+    )

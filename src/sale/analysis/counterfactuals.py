@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sale.analysis.metrics import (overhead_share, paired_bootstrap_ci, relative_cost)
+from sale.analysis.metrics import overhead_share, paired_bootstrap_ci, relative_cost
 from sale.analysis.tables import AUCTION_PHASES
 
 
@@ -48,8 +48,9 @@ def _auroc(scores, labels) -> float:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def jury_auroc(bids: pd.DataFrame, passed: pd.DataFrame, agents: list[str], domains: pd.Series,
-               n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def jury_auroc(
+    bids: pd.DataFrame, passed: pd.DataFrame, agents: list[str], domains: pd.Series, n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
     """How well each juror's ratings (gamma_<juror> of the initial bids) tell whether the bidder solves the task
     alone, as AUROC per domain (and 'all'), beside the bidder's size alone (its rank in the pool) as the score.
     95% CIs by a bootstrap over tasks. A juror that rated no bid (not consulted) is left out. `domains`: task_id ->
@@ -66,15 +67,25 @@ def jury_auroc(bids: pd.DataFrame, passed: pd.DataFrame, agents: list[str], doma
     for domain in [*sorted(b["domain"].dropna().unique()), "all"]:
         d = (b if domain == "all" else b[b["domain"] == domain]).reset_index(drop=True)
         rows_of = list(d.groupby("task_id").indices.values())  # each task's bid rows
-        draws = [np.concatenate([rows_of[i] for i in rng.integers(0, len(rows_of), len(rows_of))])
-                 for _ in range(n_boot)]
+        draws = [
+            np.concatenate([rows_of[i] for i in rng.integers(0, len(rows_of), len(rows_of))]) for _ in range(n_boot)
+        ]
         for name, col in raters:
             score, label = d[col].to_numpy(dtype=float), d["solves"].to_numpy(dtype=bool)
             ok = ~np.isnan(score)
             boots = np.array([_auroc(score[i][ok[i]], label[i][ok[i]]) for i in draws])
             lo, hi = np.nanquantile(boots, [0.025, 0.975]) if np.isfinite(boots).any() else (np.nan, np.nan)
-            rows.append({"domain": domain, "rater": name, "AUROC": _auroc(score[ok], label[ok]), "lo": lo, "hi": hi,
-                         "bids": int(ok.sum()), "solved": int(label[ok].sum())})
+            rows.append(
+                {
+                    "domain": domain,
+                    "rater": name,
+                    "AUROC": _auroc(score[ok], label[ok]),
+                    "lo": lo,
+                    "hi": hi,
+                    "bids": int(ok.sum()),
+                    "solved": int(label[ok].sum()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -116,10 +127,17 @@ def oracle_costs(passed: pd.DataFrame, exec_cost: pd.DataFrame, domains: pd.Seri
         for fallback, idx in (("cheapest", 0), ("largest", len(agents) - 1)):
             pick = np.where(first[mask] >= 0, first[mask], idx)
             cost = exec_cost.to_numpy()[mask][np.arange(mask.sum()), pick]
-            rows.append({"domain": domain, "fallback": fallback, "tasks": int(mask.sum()),
-                         "pass@1": float(solved[mask].any(axis=1).mean()), "$/task": cost.mean(),
-                         "cost rel. largest": cost.sum() / largest.sum(),
-                         "largest share": float((pick == len(agents) - 1).mean())})
+            rows.append(
+                {
+                    "domain": domain,
+                    "fallback": fallback,
+                    "tasks": int(mask.sum()),
+                    "pass@1": float(solved[mask].any(axis=1).mean()),
+                    "$/task": cost.mean(),
+                    "cost rel. largest": cost.sum() / largest.sum(),
+                    "largest share": float((pick == len(agents) - 1).mean()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -131,8 +149,9 @@ def auction_call_costs(calls: pd.DataFrame) -> pd.DataFrame:
     limit = c["task_id"].map(first_refine).fillna(np.inf)
     initial = c["call_index"] < limit
     out = pd.DataFrame({"bid": c[c["phase"] == "bid"].groupby("task_id")["cost_usd"].sum()})
-    jury = c[(c["phase"] == "jury") & initial].pivot_table(index="task_id", columns="agent", values="cost_usd",
-                                                          aggfunc="sum")
+    jury = c[(c["phase"] == "jury") & initial].pivot_table(
+        index="task_id", columns="agent", values="cost_usd", aggfunc="sum"
+    )
     out = out.join(jury.add_prefix("jury_"), how="outer")
     later = c[~initial & c["phase"].isin(AUCTION_PHASES)].groupby("task_id")["cost_usd"].sum()
     out["refine_all"] = later
@@ -142,12 +161,20 @@ def auction_call_costs(calls: pd.DataFrame) -> pd.DataFrame:
 SELF_RATINGS = ("kept", "rescaled", "dropped", "imputed")
 
 
-def replay_auction(bids: pd.DataFrame, weights, prices: dict[str, float], bid_cap: int, jurors=None,
-                   perfect: pd.DataFrame | None = None, self_rating: str = "kept") -> pd.Series:
+def replay_auction(
+    bids: pd.DataFrame,
+    weights,
+    prices: dict[str, float],
+    bid_cap: int,
+    jurors=None,
+    perfect: pd.DataFrame | None = None,
+    self_rating: str = "kept",
+) -> pd.Series:
     """The winner of each task's auction on its logged initial bids, rescored with `weights` (sale.auction.weights
     .Weights) and no refinement: score = C − V by the auction's score_bid, the jury term over `jurors` (default:
-    those with weight > 0) rescaled as the auction does (Weights.jury_value), ties to the cheaper agent. `perfect`, a [task ×
-    agent] 0/1 frame, replaces every rating by 5 × whether the bidder solves the task alone (a perfect jury).
+    those with weight > 0) rescaled as the auction does (Weights.jury_value), ties to the cheaper agent.
+    `perfect`, a [task × agent] 0/1 frame, replaces every rating by 5 × whether the bidder solves the task alone
+    (a perfect jury).
 
     `self_rating` replays the auction without self-evaluation, from logs that have every juror's rating:
     kept (self-evaluation on), imputed (the bidder's own rating replaced by that juror's mean rating of the other
@@ -191,40 +218,66 @@ def replay_auction(bids: pd.DataFrame, weights, prices: dict[str, float], bid_ca
     return pd.Series(winners, name="agent")
 
 
-def replay_outcomes(winners: pd.Series, passed: pd.DataFrame, exec_cost: pd.DataFrame, auction_costs: pd.DataFrame,
-                    jurors: list[str], domains: pd.Series) -> pd.DataFrame:
+def replay_outcomes(
+    winners: pd.Series,
+    passed: pd.DataFrame,
+    exec_cost: pd.DataFrame,
+    auction_costs: pd.DataFrame,
+    jurors: list[str],
+    domains: pd.Series,
+) -> pd.DataFrame:
     """Per task of a replayed auction: the winner, whether it solves the task alone, and the $ of the bids, of the
     jurors consulted (their logged ratings of the initial bids) and of the winner's execution alone."""
     tasks = winners.index.intersection(passed.index).intersection(auction_costs.index)
     w = winners.loc[tasks]
     jury_cols = [f"jury_{j}" for j in jurors if f"jury_{j}" in auction_costs]
-    out = pd.DataFrame({"agent": w, "domain": domains.reindex(tasks),
-                        "passed": [passed.at[t, a] for t, a in w.items()],
-                        "exec_cost_usd": [exec_cost.at[t, a] for t, a in w.items()],
-                        "bid_usd": auction_costs.loc[tasks, "bid"],
-                        "jury_usd": auction_costs.loc[tasks, jury_cols].sum(axis=1)})
+    out = pd.DataFrame(
+        {
+            "agent": w,
+            "domain": domains.reindex(tasks),
+            "passed": [passed.at[t, a] for t, a in w.items()],
+            "exec_cost_usd": [exec_cost.at[t, a] for t, a in w.items()],
+            "bid_usd": auction_costs.loc[tasks, "bid"],
+            "jury_usd": auction_costs.loc[tasks, jury_cols].sum(axis=1),
+        }
+    )
     out["auction_cost_usd"] = out["bid_usd"] + out["jury_usd"]
     out["cost_usd"] = out["auction_cost_usd"] + out["exec_cost_usd"]
     return out
 
 
-def counterfactual_row(name: str, per: pd.DataFrame, largest_per: pd.DataFrame, largest: str,
-                       reference: pd.DataFrame | None = None, n_boot: int = 2000, seed: int = 0) -> dict:
+def counterfactual_row(
+    name: str,
+    per: pd.DataFrame,
+    largest_per: pd.DataFrame,
+    largest: str,
+    reference: pd.DataFrame | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict:
     """One row of the counterfactual table: per-task frame `per` (passed, cost_usd, auction_cost_usd, agent)
     against the largest alone (`largest_per`: passed, cost_usd) on the same tasks, and Δpass@1 against
     `reference` (another such frame) with a paired bootstrap CI."""
     tasks = per.index.intersection(largest_per.index)
     per, ref_l = per.loc[tasks], largest_per.loc[tasks]
     d, lo, hi = paired_bootstrap_ci(per["passed"], ref_l["passed"], n_boot=n_boot, seed=seed)
-    row = {"variant": name, "tasks": len(tasks), "pass@1": per["passed"].mean(), "Δ vs largest": d,
-           "Δ lo": lo, "Δ hi": hi, "cost rel. largest": relative_cost(per["cost_usd"], ref_l["cost_usd"]),
-           "largest share": per["largest"].mean() if "largest" in per else float((per["agent"] == largest).mean()),
-           "auction $ share": overhead_share(per["auction_cost_usd"], per["cost_usd"]),
-           "jury $/task": per["jury_usd"].mean() if "jury_usd" in per else np.nan}
+    row = {
+        "variant": name,
+        "tasks": len(tasks),
+        "pass@1": per["passed"].mean(),
+        "Δ vs largest": d,
+        "Δ lo": lo,
+        "Δ hi": hi,
+        "cost rel. largest": relative_cost(per["cost_usd"], ref_l["cost_usd"]),
+        "largest share": per["largest"].mean() if "largest" in per else float((per["agent"] == largest).mean()),
+        "auction $ share": overhead_share(per["auction_cost_usd"], per["cost_usd"]),
+        "jury $/task": per["jury_usd"].mean() if "jury_usd" in per else np.nan,
+    }
     if reference is not None:
         common = tasks.intersection(reference.index)
         row["Δ vs ref."], row["ref. lo"], row["ref. hi"] = paired_bootstrap_ci(
-            per.loc[common, "passed"], reference.loc[common, "passed"], n_boot=n_boot, seed=seed)
+            per.loc[common, "passed"], reference.loc[common, "passed"], n_boot=n_boot, seed=seed
+        )
     return row
 
 
@@ -232,8 +285,13 @@ def break_even(auction: float, sale_exec: float, largest_exec: float, scale) -> 
     """If every execution were `scale`× as long (auction unchanged): the auction's share of SALE's total and SALE's
     cost relative to the largest agent alone. Inputs are per-task means ($ or tokens)."""
     k = np.asarray(scale, dtype=float)
-    return pd.DataFrame({"scale": k, "auction share": auction / (auction + k * sale_exec),
-                         "cost rel. largest": (auction + k * sale_exec) / (k * largest_exec)})
+    return pd.DataFrame(
+        {
+            "scale": k,
+            "auction share": auction / (auction + k * sale_exec),
+            "cost rel. largest": (auction + k * sale_exec) / (k * largest_exec),
+        }
+    )
 
 
 def scale_for_share(auction: float, sale_exec: float, share: float) -> float:
@@ -287,8 +345,13 @@ def reprice(calls: pd.DataFrame, scheme: str, plan_tokens: int = 128) -> pd.Seri
     raise ValueError(f"unknown price scheme {scheme!r}; one of {list(PRICE_SCHEMES)}")
 
 
-def cost_sensitivity(sale_calls: pd.DataFrame, sale_results: pd.DataFrame, largest_calls: pd.DataFrame,
-                     largest_results: pd.DataFrame, plan_tokens: int = 128) -> pd.DataFrame:
+def cost_sensitivity(
+    sale_calls: pd.DataFrame,
+    sale_results: pd.DataFrame,
+    largest_calls: pd.DataFrame,
+    largest_results: pd.DataFrame,
+    plan_tokens: int = 128,
+) -> pd.DataFrame:
     """SALE against the largest agent alone under each price scheme, per domain and overall, on the tasks both
     hold: $/task of each (SALE: per-task means over its orders), SALE's cost relative to the largest and the
     auction's share of SALE's $."""
@@ -297,15 +360,30 @@ def cost_sensitivity(sale_calls: pd.DataFrame, sale_results: pd.DataFrame, large
     rows = []
     for scheme in PRICE_SCHEMES:
         s = sale_calls[sale_calls["task_id"].isin(common)].assign(usd=reprice(sale_calls, scheme, plan_tokens))
-        l_ = largest_calls[largest_calls["task_id"].isin(common)].assign(usd=reprice(largest_calls, scheme,
-                                                                                   plan_tokens))
+        l_ = largest_calls[largest_calls["task_id"].isin(common)].assign(
+            usd=reprice(largest_calls, scheme, plan_tokens)
+        )
         s_task = s.groupby(["order", "task_id"])["usd"].sum().groupby("task_id").mean()
-        s_auction = (s[s["phase"].isin(AUCTION_PHASES)].groupby(["order", "task_id"])["usd"].sum()
-                     .groupby("task_id").mean().reindex(s_task.index, fill_value=0.0))
+        s_auction = (
+            s[s["phase"].isin(AUCTION_PHASES)]
+            .groupby(["order", "task_id"])["usd"]
+            .sum()
+            .groupby("task_id")
+            .mean()
+            .reindex(s_task.index, fill_value=0.0)
+        )
         l_task = l_.groupby("task_id")["usd"].sum().reindex(s_task.index, fill_value=0.0)
         for d in [*sorted(domain.reindex(s_task.index).unique()), "all"]:
             m = np.ones(len(s_task), bool) if d == "all" else (domain.reindex(s_task.index) == d).to_numpy()
-            rows.append({"scheme": scheme, "domain": d, "tasks": int(m.sum()), "SALE $/task": s_task[m].mean(),
-                         "largest $/task": l_task[m].mean(), "cost rel. largest": s_task[m].sum() / l_task[m].sum(),
-                         "auction $ share": s_auction[m].sum() / s_task[m].sum()})
+            rows.append(
+                {
+                    "scheme": scheme,
+                    "domain": d,
+                    "tasks": int(m.sum()),
+                    "SALE $/task": s_task[m].mean(),
+                    "largest $/task": l_task[m].mean(),
+                    "cost rel. largest": s_task[m].sum() / l_task[m].sum(),
+                    "auction $ share": s_auction[m].sum() / s_task[m].sum(),
+                }
+            )
     return pd.DataFrame(rows)

@@ -12,9 +12,23 @@ from sale import REPO_ROOT
 from sale.harness.runlog import DATA_DIR_PREFIX, load_logs, relative_to_data_dir
 
 MAIN_METHODS = ("single", "oracle", "cascade", "knn", "mlc", "random", "sale")
-ABLATIONS = ("full", "no_memory", "no_refinement", "no_jury", "no_self_evaluation", "no_entropy", "largest_juror",
-             "outcome_label", "k1", "short_bids", "mean_objective", "spec_minmax", "overhead_fit")
+ABLATIONS = (
+    "full",
+    "no_memory",
+    "no_refinement",
+    "no_jury",
+    "no_self_evaluation",
+    "no_entropy",
+    "largest_juror",
+    "outcome_label",
+    "k1",
+    "short_bids",
+    "mean_objective",
+    "spec_minmax",
+    "overhead_fit",
+)
 SWEPT = ("knn", "mlc", "random")  # methods whose arms trace a cost-quality curve (AIQ)
+
 
 def pool_agents(pool: str = "cpu") -> list[str]:
     """The pool's agent names, cheapest first (the last is the largest), from conf/pool/<pool>.yaml."""
@@ -51,9 +65,11 @@ def load_run(runs_dir: str | Path, name: str, verbose: bool = True) -> dict[str,
     if verbose:
         parquet = run_dir / "results.parquet"
         from_journal = not parquet.exists() or len(pd.read_parquet(parquet, columns=["task_id"])) < len(results)
-        print(f"{name}: {len(results)} results, {results['task_id'].nunique()} tasks, "
-              f"{results['arm'].nunique()} arm(s), orders {sorted(results['order'].unique().tolist())}"
-              + (" (read from journal.jsonl: unfinished or interrupted)" if from_journal else ""))
+        print(
+            f"{name}: {len(results)} results, {results['task_id'].nunique()} tasks, "
+            f"{results['arm'].nunique()} arm(s), orders {sorted(results['order'].unique().tolist())}"
+            + (" (read from journal.jsonl: unfinished or interrupted)" if from_journal else "")
+        )
     return logs
 
 
@@ -65,7 +81,7 @@ def run_input_path(run_cfg: dict, path: str, runs_dir: str | Path) -> Path:
     sale.run does when it resumes."""
     relative = relative_to_data_dir(path, str(run_cfg.get("data_dir", "data")))
     if relative.startswith(DATA_DIR_PREFIX):
-        return Path(runs_dir).parent / relative[len(DATA_DIR_PREFIX):]
+        return Path(runs_dir).parent / relative[len(DATA_DIR_PREFIX) :]
     return Path(path) if Path(path).is_absolute() else REPO_ROOT / path
 
 

@@ -11,17 +11,27 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sale.analysis.metrics import (aiq, apgr, blended_price_per_mtok, bootstrap_ci, cpt, largest_agent_share,
-                                   mean_std, overhead_share, paired_bootstrap_ci, pgr, relative_cost,
-                                   reliance_reduction)
+from sale.analysis.metrics import (
+    aiq,
+    apgr,
+    blended_price_per_mtok,
+    bootstrap_ci,
+    cpt,
+    largest_agent_share,
+    mean_std,
+    overhead_share,
+    paired_bootstrap_ci,
+    pgr,
+    relative_cost,
+    reliance_reduction,
+)
 from sale.analysis.reading import SWEPT
 
 
 def per_task(results: pd.DataFrame, cols=("passed", "cost_usd")) -> pd.DataFrame:
     """One row per task_id: `cols` averaged over the task's orders (and domain, bin kept)."""
     df = results.assign(passed=results["passed"].astype(float))
-    return df.groupby("task_id").agg(domain=("domain", "first"), bin=("bin", "first"),
-                                     **{c: (c, "mean") for c in cols})
+    return df.groupby("task_id").agg(domain=("domain", "first"), bin=("bin", "first"), **{c: (c, "mean") for c in cols})
 
 
 def _std_over_orders(results: pd.DataFrame, stat) -> float:
@@ -42,13 +52,21 @@ def arm_metrics(results: pd.DataFrame, largest: str, by=()) -> pd.DataFrame:
     rows = []
     for key, g in results.groupby(keys, sort=False):
         refined = g["winner_refined"].astype(float) if "winner_refined" in g else pd.Series(dtype=float)
-        rows.append({**dict(zip(keys, key)), "tasks": g["task_id"].nunique(), "orders": g["order"].nunique(),
-                     "pass@1": g["passed"].mean(), "pass@1 std": _order_std(g, "passed"),
-                     "$/task": g["cost_usd"].mean(), "$/task std": _order_std(g, "cost_usd"),
-                     "$/Mtok": blended_price_per_mtok(g["cost_usd"], g["tokens"]),
-                     "largest share": largest_agent_share(g["agent"], largest),
-                     "refined share": refined.mean(),
-                     "auction tok share": overhead_share(g["auction_tokens"], g["tokens"])})
+        rows.append(
+            {
+                **dict(zip(keys, key)),
+                "tasks": g["task_id"].nunique(),
+                "orders": g["order"].nunique(),
+                "pass@1": g["passed"].mean(),
+                "pass@1 std": _order_std(g, "passed"),
+                "$/task": g["cost_usd"].mean(),
+                "$/task std": _order_std(g, "cost_usd"),
+                "$/Mtok": blended_price_per_mtok(g["cost_usd"], g["tokens"]),
+                "largest share": largest_agent_share(g["agent"], largest),
+                "refined share": refined.mean(),
+                "auction tok share": overhead_share(g["auction_tokens"], g["tokens"]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -66,8 +84,10 @@ def family_pgr(points: pd.DataFrame, q_weak: float, q_strong: float) -> pd.DataF
     fam = [family(m, a) for m, a in zip(points["method"], points["arm"])]
     out = {}
     for f, g in points.assign(family=fam).dropna(subset=["family"]).groupby("family", sort=False):
-        out[f] = {"APGR": apgr(g["largest share"], g["pass@1"], q_weak, q_strong),
-                  "CPT(50%)": cpt(g["largest share"], g["pass@1"], q_weak, q_strong)}
+        out[f] = {
+            "APGR": apgr(g["largest share"], g["pass@1"], q_weak, q_strong),
+            "CPT(50%)": cpt(g["largest share"], g["pass@1"], q_weak, q_strong),
+        }
     return pd.DataFrame.from_dict(out, orient="index", columns=["APGR", "CPT(50%)"], dtype=float)
 
 
@@ -83,8 +103,10 @@ def family_aiq(points: pd.DataFrame) -> pd.Series:
 
 def cost_quality_points(results: pd.DataFrame, largest: str) -> pd.DataFrame:
     """arm_metrics per domain and overall (domain 'all'), with each arm's swept family: the cost-quality plane."""
-    points = pd.concat([arm_metrics(results, largest, by=["domain"]),
-                        arm_metrics(results, largest).assign(domain="all")], ignore_index=True)
+    points = pd.concat(
+        [arm_metrics(results, largest, by=["domain"]), arm_metrics(results, largest).assign(domain="all")],
+        ignore_index=True,
+    )
     points["family"] = [family(m, a) for m, a in zip(points["method"], points["arm"])]
     return points
 
@@ -101,8 +123,7 @@ def paired_vs(results: pd.DataFrame, reference: pd.DataFrame, n_boot: int = 2000
         return row
     a, b = a.loc[common], b.loc[common]
     row["common tasks"] = len(common)
-    row["Δpass@1"], row["Δ lo"], row["Δ hi"] = paired_bootstrap_ci(a["passed"], b["passed"], n_boot=n_boot,
-                                                                  seed=seed)
+    row["Δpass@1"], row["Δ lo"], row["Δ hi"] = paired_bootstrap_ci(a["passed"], b["passed"], n_boot=n_boot, seed=seed)
     row["cost rel."] = relative_cost(a["cost_usd"], b["cost_usd"])
     return row
 
@@ -110,8 +131,9 @@ def paired_vs(results: pd.DataFrame, reference: pd.DataFrame, n_boot: int = 2000
 # ----------------------------------------------------------------------------- 02: comparison tables
 
 
-def comparison_table(runs: dict[str, pd.DataFrame], largest: str,
-                     reference: pd.DataFrame | None = None, weak: str | None = None) -> pd.DataFrame:
+def comparison_table(
+    runs: dict[str, pd.DataFrame], largest: str, reference: pd.DataFrame | None = None, weak: str | None = None
+) -> pd.DataFrame:
     """One row per (method, arm) over all methods' results (`runs`: method -> results frame): pass@1 overall,
     on the easiest bin (1) and the hardest (5), $/task, $/Mtok, the largest agent's share, and against the
     largest agent alone (`reference`; default: the `single` run's arm `largest`) on common tasks: Δpass@1,
@@ -130,10 +152,12 @@ def comparison_table(runs: dict[str, pd.DataFrame], largest: str,
         reference = results[(results["method"] == "single") & (results["arm"] == largest)]
     table = arm_metrics(results, largest)
     bins = results.assign(passed=results["passed"].astype(float)).pivot_table(
-        index=["method", "arm"], columns="bin", values="passed", aggfunc="mean")
+        index=["method", "arm"], columns="bin", values="passed", aggfunc="mean"
+    )
     for b in (1, 5):
-        table[f"bin {b}"] = [bins.at[(m, a), b] if b in bins.columns else np.nan
-                             for m, a in zip(table["method"], table["arm"])]
+        table[f"bin {b}"] = [
+            bins.at[(m, a), b] if b in bins.columns else np.nan for m, a in zip(table["method"], table["arm"])
+        ]
     paired = [paired_vs(g, reference) for _, g in results.groupby(["method", "arm"], sort=False)]
     table = pd.concat([table, pd.DataFrame(paired)], axis=1)
     table["beats largest"] = table["Δpass@1"] > 0
@@ -149,9 +173,30 @@ def comparison_table(runs: dict[str, pd.DataFrame], largest: str,
     fams = family_pgr(table, q_weak, q_strong) if q_strong != q_weak else pd.DataFrame(columns=["APGR", "CPT(50%)"])
     for col in ("APGR", "CPT(50%)"):
         table[col] = [fams[col].get(family(m, a), np.nan) for m, a in zip(table["method"], table["arm"])]
-    cols = ["method", "arm", "tasks", "orders", "pass@1", "pass@1 std", "bin 1", "bin 5", "$/task", "$/Mtok",
-            "largest share", "common tasks", "Δpass@1", "Δ lo", "Δ hi", "cost rel.", "beats largest", "cuts cost",
-            "AIQ", "PGR", "APGR", "CPT(50%)"]
+    cols = [
+        "method",
+        "arm",
+        "tasks",
+        "orders",
+        "pass@1",
+        "pass@1 std",
+        "bin 1",
+        "bin 5",
+        "$/task",
+        "$/Mtok",
+        "largest share",
+        "common tasks",
+        "Δpass@1",
+        "Δ lo",
+        "Δ hi",
+        "cost rel.",
+        "beats largest",
+        "cuts cost",
+        "AIQ",
+        "PGR",
+        "APGR",
+        "CPT(50%)",
+    ]
     return table[cols]
 
 
@@ -163,8 +208,9 @@ def format_comparison(table: pd.DataFrame) -> pd.DataFrame:
         out[c] = table[c].map(fmt_pct)
     out["$/task"] = table["$/task"].map(lambda v: f"{v:.3g}")
     out["$/Mtok"] = table["$/Mtok"].map(lambda v: f"{v:.3g}")
-    out["Δpass@1 vs largest [95% CI]"] = [fmt_pct(d, lo, hi, signed=True)
-                                         for d, lo, hi in zip(table["Δpass@1"], table["Δ lo"], table["Δ hi"])]
+    out["Δpass@1 vs largest [95% CI]"] = [
+        fmt_pct(d, lo, hi, signed=True) for d, lo, hi in zip(table["Δpass@1"], table["Δ lo"], table["Δ hi"])
+    ]
     out["cost rel. largest"] = table["cost rel."].map(lambda v: "–" if pd.isna(v) else f"{v:.2f}")
     out["beats largest"] = table["beats largest"].map({True: "yes", False: ""})
     out["cuts cost"] = table["cuts cost"].map({True: "yes", False: ""})
@@ -176,8 +222,9 @@ def format_comparison(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def sale_vs_largest(sale: pd.DataFrame, largest_results: pd.DataFrame, largest: str,
-                    n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+def sale_vs_largest(
+    sale: pd.DataFrame, largest_results: pd.DataFrame, largest: str, n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
     """SPEC §2's table: SALE against the largest agent alone (`largest_results`: that one arm), on the tasks both
     hold, per domain and bin (bin 'all' per domain, and domain 'all'). pass@1 with percentile bootstrap 95% CIs
     over tasks (SALE: per-task means over orders, plus the std of pass@1 over orders), the paired bootstrap CI of
@@ -204,11 +251,13 @@ def sale_vs_largest(sale: pd.DataFrame, largest_results: pd.DataFrame, largest: 
         r_task = r_task.loc[s_task.index]
         row = {"domain": domain, "bin": str(b), "tasks": len(s_task), "orders": s["order"].nunique()}
         for who, per in (("largest", r_task), ("SALE", s_task)):
-            row[f"{who} pass@1"], row[f"{who} lo"], row[f"{who} hi"] = bootstrap_ci(per["passed"], n_boot=n_boot,
-                                                                                    seed=seed)
+            row[f"{who} pass@1"], row[f"{who} lo"], row[f"{who} hi"] = bootstrap_ci(
+                per["passed"], n_boot=n_boot, seed=seed
+            )
         row["SALE std"] = _order_std(s.assign(passed=s["passed"].astype(float)), "passed")
-        row["Δpass@1"], row["Δ lo"], row["Δ hi"] = paired_bootstrap_ci(s_task["passed"], r_task["passed"],
-                                                                      n_boot=n_boot, seed=seed)
+        row["Δpass@1"], row["Δ lo"], row["Δ hi"] = paired_bootstrap_ci(
+            s_task["passed"], r_task["passed"], n_boot=n_boot, seed=seed
+        )
         row["largest $/Mtok"] = blended_price_per_mtok(r["cost_usd"], r["tokens"])
         row["SALE $/Mtok"] = blended_price_per_mtok(s["cost_usd"], s["tokens"])
         row["largest $/task"] = r_task["cost_usd"].mean()
@@ -220,16 +269,19 @@ def sale_vs_largest(sale: pd.DataFrame, largest_results: pd.DataFrame, largest: 
         row["SALE $/task std"] = _order_std(s, "cost_usd")
         row["SALE $/Mtok std"] = _std_over_orders(s, lambda g: blended_price_per_mtok(g["cost_usd"], g["tokens"]))
         row["cost rel. std"] = _std_over_orders(  # each order against the largest on that order's own tasks
-            s, lambda g: relative_cost(g["cost_usd"], r_task.loc[g["task_id"], "cost_usd"]))
+            s, lambda g: relative_cost(g["cost_usd"], r_task.loc[g["task_id"], "cost_usd"])
+        )
         row["SALE largest share std"] = _std_over_orders(s, lambda g: largest_agent_share(g["agent"], largest))
         row["reliance reduction std"] = _std_over_orders(
-            s, lambda g: reliance_reduction(largest_agent_share(g["agent"], largest), alone_share))
+            s, lambda g: reliance_reduction(largest_agent_share(g["agent"], largest), alone_share)
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def fmt_pct(p: float, lo: float | None = None, hi: float | None = None, std: float | None = None,
-            signed: bool = False) -> str:
+def fmt_pct(
+    p: float, lo: float | None = None, hi: float | None = None, std: float | None = None, signed: bool = False
+) -> str:
     """A fraction as the paper's percent: '67.3', '67.3 ± 1.2', '67.3 [60.0, 75.0]', '+3.5 [-1.0, 8.0]'."""
     if pd.isna(p):
         return "–"
@@ -244,14 +296,19 @@ def fmt_pct(p: float, lo: float | None = None, hi: float | None = None, std: flo
 def format_sale_vs_largest(table: pd.DataFrame) -> pd.DataFrame:
     """sale_vs_largest in the paper's shape: percent strings with CIs, prices to 3 significant digits."""
     out = table[["domain", "bin", "tasks", "orders"]].copy()
-    out["largest pass@1 [95% CI]"] = [fmt_pct(r["largest pass@1"], r["largest lo"], r["largest hi"])
-                                      for _, r in table.iterrows()]
-    out["SALE pass@1 ± std [95% CI]"] = [fmt_pct(r["SALE pass@1"], r["SALE lo"], r["SALE hi"], std=r["SALE std"])
-                                        for _, r in table.iterrows()]
+    out["largest pass@1 [95% CI]"] = [
+        fmt_pct(r["largest pass@1"], r["largest lo"], r["largest hi"]) for _, r in table.iterrows()
+    ]
+    out["SALE pass@1 ± std [95% CI]"] = [
+        fmt_pct(r["SALE pass@1"], r["SALE lo"], r["SALE hi"], std=r["SALE std"]) for _, r in table.iterrows()
+    ]
     out["Δ [95% CI]"] = [fmt_pct(r["Δpass@1"], r["Δ lo"], r["Δ hi"], signed=True) for _, r in table.iterrows()]
+
     def with_std(col, fmt, scale=1.0, suffix=""):
-        return [format(scale * v, fmt) + ("" if pd.isna(sd) else f" ± {format(scale * sd, fmt)}") + suffix
-                for v, sd in zip(table[col], table[f"{col} std"])]
+        return [
+            format(scale * v, fmt) + ("" if pd.isna(sd) else f" ± {format(scale * sd, fmt)}") + suffix
+            for v, sd in zip(table[col], table[f"{col} std"])
+        ]
 
     for c in ("largest $/Mtok", "largest $/task"):
         out[c] = table[c].map(lambda v: f"{v:.3g}")
@@ -292,8 +349,9 @@ def refined_win_curve(results: pd.DataFrame, window: int | None = None) -> pd.Da
 # ----------------------------------------------------------------------------- 05: ablations, overhead
 
 
-def ablation_table(runs: dict[str, pd.DataFrame], largest: str, reference: str = "full",
-                   n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+def ablation_table(
+    runs: dict[str, pd.DataFrame], largest: str, reference: str = "full", n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
     """One row per ablation run (`runs`: name -> SALE results) against `reference`, both on the tasks they share:
     pass@1, $/task, the largest agent's share of executions, the share of auctions won by a refined bid and the
     auction's token share, each for the ablation and (prefixed 'full ') for the reference on those same tasks,
@@ -315,8 +373,17 @@ def ablation_table(runs: dict[str, pd.DataFrame], largest: str, reference: str =
             row.update({f"{reference} {m}": ref_row[m] for m in measures})
         row.update(paired_vs(results, ref_same, n_boot, seed))
         rows.append(row)
-    cols = ["ablation", "tasks", *measures, *[f"{reference} {m}" for m in measures],
-            "common tasks", "Δpass@1", "Δ lo", "Δ hi", "cost rel."]
+    cols = [
+        "ablation",
+        "tasks",
+        *measures,
+        *[f"{reference} {m}" for m in measures],
+        "common tasks",
+        "Δpass@1",
+        "Δ lo",
+        "Δ hi",
+        "cost rel.",
+    ]
     return pd.DataFrame(rows).reindex(columns=cols)
 
 
@@ -344,8 +411,10 @@ def overhead_by_order(calls: pd.DataFrame, results: pd.DataFrame) -> pd.DataFram
 
 def summarise(per_order: pd.DataFrame) -> pd.DataFrame:
     """overhead_by_order as percent strings, mean ± std over orders, per (domain, bin)."""
-    per_order = per_order.assign(domain=per_order["domain"].fillna("all"),
-                                 bin=per_order["bin"].map(lambda b: "all" if pd.isna(b) else str(int(b))))
+    per_order = per_order.assign(
+        domain=per_order["domain"].fillna("all"),
+        bin=per_order["bin"].map(lambda b: "all" if pd.isna(b) else str(int(b))),
+    )
     share_cols = [c for c in per_order if c.endswith("_share")]
     grouped = per_order.groupby(["scope", "domain", "bin"], sort=False)
     table = grouped[share_cols].agg(["mean", "std"])
@@ -356,5 +425,3 @@ def summarise(per_order: pd.DataFrame) -> pd.DataFrame:
     out["tasks"] = grouped["tasks"].mean().round(1)
     out["orders"] = grouped.size()
     return out.reset_index().drop(columns="scope")
-
-

@@ -60,26 +60,48 @@ def bid_stop(bid_max_tokens: int) -> list[str]:
     a step; small models otherwise nest bullets until the cap), at a code fence, or at a blank line (the prompt
     asks for none; small models otherwise append a paragraph after the list)."""
     n = max_steps(bid_max_tokens) + 1
-    return [f"\n{n}.", f"\n{n})", f"\nStep {n}", f"\n**{n}.", "\n  -", "\n   -", "\n    -", "\n\t-", "\n  *",
-            "\n   *", "\n    *", "```", "\n\n"]
+    return [
+        f"\n{n}.",
+        f"\n{n})",
+        f"\nStep {n}",
+        f"\n**{n}.",
+        "\n  -",
+        "\n   -",
+        "\n    -",
+        "\n\t-",
+        "\n  *",
+        "\n   *",
+        "\n    *",
+        "```",
+        "\n\n",
+    ]
 
 
 def bid_messages(task, bid_max_tokens: int, prompts) -> list[dict]:
     """The bid prompt; prompts: the config's `auction.prompts` (conf/prompts/auction.yaml)."""
     p = prompts
-    return [{"role": "system", "content": p["bid_system"]},
-            {"role": "user", "content": p["bid"].format(domain=task.domain, description=task.description.strip(),
-                                                       tools=p["tools"][task.domain],
-                                                       max_steps=max_steps(bid_max_tokens),
-                                                       words_per_step=WORDS_PER_STEP,
-                                                       max_words=max_words(bid_max_tokens))}]
+    return [
+        {"role": "system", "content": p["bid_system"]},
+        {
+            "role": "user",
+            "content": p["bid"].format(
+                domain=task.domain,
+                description=task.description.strip(),
+                tools=p["tools"][task.domain],
+                max_steps=max_steps(bid_max_tokens),
+                words_per_step=WORDS_PER_STEP,
+                max_words=max_words(bid_max_tokens),
+            ),
+        },
+    ]
 
 
 def generate_bid(ledger, agent: str, task, bid_max_tokens: int, messages: list[dict], refined: bool = False):
     """The generation of a bid (or a refined bid) from `agent`, at most bid_max_tokens long; it stops by itself at
     the end of a numbered plan of max_steps steps (bid_stop)."""
-    return ledger.generate(agent, "refine" if refined else "bid", messages,
-                           max_tokens=bid_max_tokens, stop=bid_stop(bid_max_tokens))
+    return ledger.generate(
+        agent, "refine" if refined else "bid", messages, max_tokens=bid_max_tokens, stop=bid_stop(bid_max_tokens)
+    )
 
 
 def make_bid(ledger, agent: str, task, bid_max_tokens: int, messages: list[dict], refined: bool = False) -> Bid:
@@ -89,8 +111,14 @@ def make_bid(ledger, agent: str, task, bid_max_tokens: int, messages: list[dict]
 
 def bid_from_generation(agent: str, gen, refined: bool = False) -> Bid:
     """A bid from the bidder's generation: the plan, |s| (its completion tokens) and H(s) (mean entropy)."""
-    return Bid(agent=agent, plan=gen.text.strip(), tokens=gen.completion_tokens, entropy=gen.mean_entropy,
-               entropy_approximate=gen.entropy_approximate, refined=refined)
+    return Bid(
+        agent=agent,
+        plan=gen.text.strip(),
+        tokens=gen.completion_tokens,
+        entropy=gen.mean_entropy,
+        entropy_approximate=gen.entropy_approximate,
+        refined=refined,
+    )
 
 
 def impute_own_ratings(bids: list[Bid], auction_bids: list[Bid], jurors: list[str]) -> None:
@@ -108,8 +136,9 @@ def impute_own_ratings(bids: list[Bid], auction_bids: list[Bid], jurors: list[st
         bid.own_rating = float(np.mean(given)) if given else None
 
 
-def score_bid(bid: Bid, weights: Weights, price: float, max_price: float, bid_max_tokens: int,
-              use_entropy: bool = True) -> Bid:
+def score_bid(
+    bid: Bid, weights: Weights, price: float, max_price: float, bid_max_tokens: int, use_entropy: bool = True
+) -> Bid:
     """Fill in C, V and C - V. The jury term is Weights.jury_value over the ratings given plus, without
     self-evaluation, the bidder's imputed own rating (impute_own_ratings); it is rescaled over the
     jurors who rated, so that a subset of jurors keeps the jury's total weight."""

@@ -16,13 +16,29 @@ from sale.llm.base import OptionScores
 def jury_messages(task, plan: str, prompts) -> list[dict]:
     """The rating prompt; prompts: the config's `auction.prompts` (conf/prompts/auction.yaml)."""
     p = prompts
-    return [{"role": "system", "content": p["jury_system"]},
-            {"role": "user", "content": p["jury"].format(domain=task.domain, description=task.description.strip(),
-                                                        plan=plan or "(empty plan)")}]
+    return [
+        {"role": "system", "content": p["jury_system"]},
+        {
+            "role": "user",
+            "content": p["jury"].format(
+                domain=task.domain, description=task.description.strip(), plan=plan or "(empty plan)"
+            ),
+        },
+    ]
 
 
-def rate(ledger, jurors: list[str], task, bids: list[Bid], options: list[str], rng: random.Random, *, prompts,
-         self_evaluation: bool = True, skip=()) -> dict[tuple[str, int], OptionScores]:
+def rate(
+    ledger,
+    jurors: list[str],
+    task,
+    bids: list[Bid],
+    options: list[str],
+    rng: random.Random,
+    *,
+    prompts,
+    self_evaluation: bool = True,
+    skip=(),
+) -> dict[tuple[str, int], OptionScores]:
     """Fill bid.jury and bid.jury_argmax for every bid, in place; return each rating's distribution over the
     options, keyed (juror, bid index). The rating calls run concurrently (Ledger.map), batched per juror where its
     backend can;
@@ -42,8 +58,12 @@ def rate(ledger, jurors: list[str], task, bids: list[Bid], options: list[str], r
             groups[-1].append(r)
         else:
             groups.append([r])
-    per_group = ledger.map(lambda lg, g: lg.score_options_many(g[0][0], "jury", [jury_messages(task, bids[i].plan, prompts)
-                                                                                  for _, i in g], options), groups)
+    per_group = ledger.map(
+        lambda lg, g: lg.score_options_many(
+            g[0][0], "jury", [jury_messages(task, bids[i].plan, prompts) for _, i in g], options
+        ),
+        groups,
+    )
     scores = [s for group in per_group for s in group]
     for (juror, i), s in zip(ratings, scores):
         bids[i].jury[juror] = s.expected_value()

@@ -92,6 +92,14 @@ def why(loser: Bid, winner: Bid, label: str) -> str:
 
 def format_pairs(pairs: list[Pair], prompts, max_chars: int = 600) -> str:
     """The contrastive pairs shown to a refining bidder; prompts: the config's `auction.prompts`."""
-    return "\n".join(prompts["pair"].format(task=pair.task.strip()[:max_chars], loser=pair.loser.plan[:max_chars],
-                                      loser_score=pair.loser.score, winner=pair.winner.plan[:max_chars],
-                                      winner_score=pair.winner.score, why=pair.why) for pair in pairs)
+    return "\n".join(
+        prompts["pair"].format(
+            task=pair.task.strip()[:max_chars],
+            loser=pair.loser.plan[:max_chars],
+            loser_score=pair.loser.score,
+            winner=pair.winner.plan[:max_chars],
+            winner_score=pair.winner.score,
+            why=pair.why,
+        )
+        for pair in pairs
+    )

@@ -45,14 +45,21 @@ def jurors_for(cfg, pool_names: list[str]) -> list[str]:
 
 def refine_messages(task, bid: Bid, pairs_text: str, bid_max_tokens: int, prompts) -> list[dict]:
     p = prompts
-    fields = dict(domain=task.domain, description=task.description.strip(), tools=p["tools"][task.domain],
-                  plan=bid.plan or "(empty)", max_words=max_words(bid_max_tokens), pairs=pairs_text)
+    fields = dict(
+        domain=task.domain,
+        description=task.description.strip(),
+        tools=p["tools"][task.domain],
+        plan=bid.plan or "(empty)",
+        max_words=max_words(bid_max_tokens),
+        pairs=pairs_text,
+    )
     template = p["refine"] if pairs_text else p["refine_no_memory"]
     return [{"role": "system", "content": p["bid_system"]}, {"role": "user", "content": template.format(**fields)}]
 
 
-def run_auction(ledger, pool, task, task_embedding: np.ndarray, memory: AuctionMemory, weights: Weights, cfg,
-                rng: random.Random) -> AuctionResult:
+def run_auction(
+    ledger, pool, task, task_embedding: np.ndarray, memory: AuctionMemory, weights: Weights, cfg, rng: random.Random
+) -> AuctionResult:
     names = pool.names
     rank = {a: i for i, a in enumerate(names)}
     max_price = pool.largest.price
@@ -62,8 +69,17 @@ def run_auction(ledger, pool, task, task_embedding: np.ndarray, memory: AuctionM
     scored: list[Bid] = []
 
     def score_all(bids: list[Bid]) -> None:
-        rate(ledger, jurors, task, bids, list(cfg.jury.options), rng, prompts=cfg.prompts, self_evaluation=cfg.jury.self_evaluation,
-             skip=idle)
+        rate(
+            ledger,
+            jurors,
+            task,
+            bids,
+            list(cfg.jury.options),
+            rng,
+            prompts=cfg.prompts,
+            self_evaluation=cfg.jury.self_evaluation,
+            skip=idle,
+        )
         scored.extend(bids)
         if not cfg.jury.self_evaluation:
             impute_own_ratings(bids, scored, [j for j in jurors if j not in idle])
@@ -81,8 +97,9 @@ def run_auction(ledger, pool, task, task_embedding: np.ndarray, memory: AuctionM
         prompts = []
         for agent in cheaper:
             pairs = memory.pairs_for(agent, task_embedding) if cfg.memory.enabled else []
-            prompts.append((agent, refine_messages(task, bids[rank[agent]], format_pairs(pairs, cfg.prompts), cap,
-                                                   cfg.prompts)))
+            prompts.append(
+                (agent, refine_messages(task, bids[rank[agent]], format_pairs(pairs, cfg.prompts), cap, cfg.prompts))
+            )
         refined = ledger.map(lambda lg, p: make_bid(lg, p[0], task, cap, p[1], refined=True), prompts)
         score_all(refined)
         bids.extend(refined)

@@ -5,8 +5,9 @@ A bid of agent i for task t has three kinds of features:
 - cost c: ``cost_feature(price, max_price, bid_tokens, bid_cap)`` = price / max_price · bid_tokens / bid_cap,
   in [0, 1]. SPEC §3.2 writes C = w_c · π · |s|; we divide π by the pool's largest price and |s| by the
   bid cap B **(our choice)**. Inside one pool that is a constant rescaling, which a fitted w_c absorbs
-  (the fit reaches the same auction rules either way), but it puts cost on the same footing in every pool: raw π·|s| is ≈ 2 for a
-  1.5B model and ≈ 46 for Qwen3-32B at 128 tokens, so raw-scale weights would not transfer between pools;
+  (the fit reaches the same auction rules either way), but it puts cost on the same footing in every pool:
+  raw π·|s| is ≈ 2 for a 1.5B model and ≈ 46 for Qwen3-32B at 128 tokens, so raw-scale weights would not
+  transfer between pools;
 - entropy h: mean per-token entropy of the bid in nats (≈ 0.3–2);
 - jury γ_j: the expected 0–5 score juror j gives the plan.
 
@@ -83,8 +84,12 @@ class Weights:
         if len(set(juror_names)) != len(juror_names):
             raise ValueError(f"juror names must be unique, got {juror_names}")
         share = DEFAULT_W_JURY_TOTAL / len(juror_names)
-        return cls(DEFAULT_W_COST, DEFAULT_W_ENTROPY, {name: share for name in juror_names},
-                   provenance={"source": "default", "created_at": _now()})
+        return cls(
+            DEFAULT_W_COST,
+            DEFAULT_W_ENTROPY,
+            {name: share for name in juror_names},
+            provenance={"source": "default", "created_at": _now()},
+        )
 
     @property
     def juror_names(self) -> list[str]:
@@ -119,8 +124,12 @@ class Weights:
         return self.w_cost * cost - value
 
     def to_dict(self) -> dict:
-        return {"w_cost": self.w_cost, "w_entropy": self.w_entropy, "w_jury": dict(self.w_jury),
-                "provenance": dict(self.provenance)}
+        return {
+            "w_cost": self.w_cost,
+            "w_entropy": self.w_entropy,
+            "w_jury": dict(self.w_jury),
+            "provenance": dict(self.provenance),
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Weights:
@@ -221,8 +230,7 @@ def evaluate(weights: Weights, cost, entropy, jury, passed, exec_cost, lam: floa
         raise ValueError(f"passed/exec_cost have shape {loss.shape}, cost has {np.shape(cost)}; they must match")
     rows = np.arange(len(chosen))
     picked = loss[rows, chosen]
-    return Evaluation(chosen, float(np.asarray(passed)[rows, chosen].mean()), float(picked.mean()),
-                      float(picked.max()))
+    return Evaluation(chosen, float(np.asarray(passed)[rows, chosen].mean()), float(picked.mean()), float(picked.max()))
 
 
 @dataclass
@@ -241,8 +249,9 @@ def _argmin_rows(feats: np.ndarray, margin: float, big_m: float | None):
     Big-M: w lies on the simplex, so w·d ≤ max_k d_k for any difference vector d. With x_ti = 0 the row
     reads w·d ≤ M − δ, so M_tij = max_k d_k + δ is valid and the tightest such bound (the SPEC's single
     M = largest absolute feature difference bounds every one of them at δ = 0); a row whose max_k d_k + δ ≤ 0
-    always holds and is dropped. A user `big_m` replaces every M_tij and must be at least the largest. δ_tij is the margin, except 0 when i < j and the two bids have identical
-    features: then the tie already goes to the cheaper i at prediction time.
+    always holds and is dropped. A user `big_m` replaces every M_tij and must be at least the largest. δ_tij is
+    the margin, except 0 when i < j and the two bids have identical features: then the tie already goes to the
+    cheaper i at prediction time.
     """
     n_tasks, n_agents, n_weights = feats.shape
     diff = feats[:, :, None, :] - feats[:, None, :, :]  # [t, i, j, k] = f_ti − f_tj
@@ -278,9 +287,13 @@ def _solve(feats, loss, objective, eps, margin, big_m, time_limit_s, bounded=Non
 
     simplex = np.zeros((1, n_vars))
     simplex[0, :n_weights] = 1
-    one_hot = sparse.hstack([sparse.csr_matrix((n_tasks, n_weights)),
-                             sparse.kron(sparse.eye(n_tasks), np.ones((1, n_agents))),
-                             sparse.csr_matrix((n_tasks, n_u + int(with_q)))])
+    one_hot = sparse.hstack(
+        [
+            sparse.csr_matrix((n_tasks, n_weights)),
+            sparse.kron(sparse.eye(n_tasks), np.ones((1, n_agents))),
+            sparse.csr_matrix((n_tasks, n_u + int(with_q))),
+        ]
+    )
     constraints = [LinearConstraint(simplex, 1, 1), LinearConstraint(one_hot, 1, 1)]
     if argmin_matrix.shape[0]:
         constraints.append(LinearConstraint(argmin_matrix, -np.inf, argmin_upper))
@@ -290,34 +303,43 @@ def _solve(feats, loss, objective, eps, margin, big_m, time_limit_s, bounded=Non
         use[np.arange(n_u), 2 + np.arange(n_u)] = 1
         use[np.arange(n_u), u0 + np.arange(n_u)] = -1
         constraints.append(LinearConstraint(use, -np.inf, 0))
-        penalty[u0:u0 + n_u] = juror_loss
+        penalty[u0 : u0 + n_u] = juror_loss
 
     c = np.zeros(n_vars)
     if with_q:
-        # z_t + Σ_j p_j·u_j − Q ≤ 0 with z_t = Σ_i ℓ_ti·x_ti for the bounded tasks; objective Q + ε·Σ_t (z_t + Σ_j p_j·u_j)
-        # over all tasks.
-        task_loss = sparse.hstack([sparse.csr_matrix((n_tasks, n_weights)),
-                                   sparse.block_diag([row[None, :] for row in loss]),
-                                   sparse.csr_matrix(np.tile(penalty[u0:u0 + n_u], (n_tasks, 1))),
-                                   -np.ones((n_tasks, 1))]).tocsr()
+        # z_t + Σ_j p_j·u_j − Q ≤ 0 with z_t = Σ_i ℓ_ti·x_ti for the bounded tasks;
+        # objective Q + ε·Σ_t (z_t + Σ_j p_j·u_j) over all tasks.
+        task_loss = sparse.hstack(
+            [
+                sparse.csr_matrix((n_tasks, n_weights)),
+                sparse.block_diag([row[None, :] for row in loss]),
+                sparse.csr_matrix(np.tile(penalty[u0 : u0 + n_u], (n_tasks, 1))),
+                -np.ones((n_tasks, 1)),
+            ]
+        ).tocsr()
         if bounded is not None:
             task_loss = task_loss[np.flatnonzero(bounded)]
         constraints.append(LinearConstraint(task_loss, -np.inf, 0))
-        c[n_weights:n_weights + n_x] = eps * loss.ravel()
+        c[n_weights : n_weights + n_x] = eps * loss.ravel()
         c += eps * n_tasks * penalty
         c[-1] = 1
     else:
-        c[n_weights:n_weights + n_x] = loss.ravel() / n_tasks
+        c[n_weights : n_weights + n_x] = loss.ravel() / n_tasks
         c += penalty
 
     integrality = np.zeros(n_vars)
-    integrality[n_weights:n_weights + n_x + n_u] = 1
+    integrality[n_weights : n_weights + n_x + n_u] = 1
     upper = np.ones(n_vars)
     if with_q:
         upper[-1] = np.inf
     # A tight gap so that the ε·Σz tie-break (≈ 1e-3 · 0.05 per task) is resolved, not left in the gap.
-    result = milp(c, integrality=integrality, bounds=Bounds(np.zeros(n_vars), upper), constraints=constraints,
-                  options={"time_limit": time_limit_s, "mip_rel_gap": 1e-6})
+    result = milp(
+        c,
+        integrality=integrality,
+        bounds=Bounds(np.zeros(n_vars), upper),
+        constraints=constraints,
+        options={"time_limit": time_limit_s, "mip_rel_gap": 1e-6},
+    )
     return result, needed_m
 
 
@@ -333,10 +355,22 @@ def _check_fit_options(juror_names, objective, eps, margin, time_limit_s) -> Non
 WORST_CASE = ("all", "solvable")
 
 
-def fit_weights(cost, entropy, jury, passed, exec_cost, juror_names, lam: float = 0.5,
-                objective: str = "minmax", eps: float = 1e-3, big_m: float | None = None,
-                time_limit_s: float = 60, margin: float = DEFAULT_MARGIN, worst_case: str = "all",
-                juror_cost=None) -> FitResult:
+def fit_weights(
+    cost,
+    entropy,
+    jury,
+    passed,
+    exec_cost,
+    juror_names,
+    lam: float = 0.5,
+    objective: str = "minmax",
+    eps: float = 1e-3,
+    big_m: float | None = None,
+    time_limit_s: float = 60,
+    margin: float = DEFAULT_MARGIN,
+    worst_case: str = "all",
+    juror_cost=None,
+) -> FitResult:
     """Fit w = (w_c, w_h, w_1 … w_J) by the mixed-integer program of SPEC §4 (scipy.optimize.milp, HiGHS).
 
     cost[T,N] is cost_feature(...) of each bid, entropy[T,N] its entropy, jury[T,N,J] the jurors' scores in
@@ -397,21 +431,35 @@ def fit_weights(cost, entropy, jury, passed, exec_cost, juror_names, lam: float 
     n_x = n_tasks * n_agents
     kept_loss = 0.0
     if juror_loss is not None:
-        used = result.x[n_weights + n_x:n_weights + n_x + len(juror_names)] > 0.5
+        used = result.x[n_weights + n_x : n_weights + n_x + len(juror_names)] > 0.5
         w[2:][~used] = 0.0  # switched off: exactly 0, so the auction does not consult it
         used &= w[2:] > 0
         kept_loss = float(juror_loss[used].sum())
     w = w / w.sum()
-    chosen = result.x[n_weights:n_weights + n_x].reshape(n_tasks, n_agents).argmax(axis=1)
+    chosen = result.x[n_weights : n_weights + n_x].reshape(n_tasks, n_agents).argmax(axis=1)
     picked = loss[np.arange(n_tasks), chosen] + kept_loss
-    provenance = {"source": "fit", "objective": objective, "worst_case": worst_case, "lambda": lam, "eps": eps,
-                  "margin": margin, "big_m": big_m if big_m is not None else needed_m,
-                  "n_tasks": n_tasks, "n_agents": n_agents,
-                  "status": status, "objective_value": float(result.fun), "mean_loss": float(picked.mean()),
-                  "max_loss": float(picked.max()), "created_at": _now()}
+    provenance = {
+        "source": "fit",
+        "objective": objective,
+        "worst_case": worst_case,
+        "lambda": lam,
+        "eps": eps,
+        "margin": margin,
+        "big_m": big_m if big_m is not None else needed_m,
+        "n_tasks": n_tasks,
+        "n_agents": n_agents,
+        "status": status,
+        "objective_value": float(result.fun),
+        "mean_loss": float(picked.mean()),
+        "max_loss": float(picked.max()),
+        "created_at": _now(),
+    }
     if juror_loss is not None:
-        provenance.update(overhead_aware=True, juror_cost_usd=dict(zip(juror_names, map(float, juror_cost))),
-                          juror_loss=dict(zip(juror_names, map(float, juror_loss))),
-                          jurors_kept=[j for j, keep in zip(juror_names, used) if keep])
+        provenance.update(
+            overhead_aware=True,
+            juror_cost_usd=dict(zip(juror_names, map(float, juror_cost))),
+            juror_loss=dict(zip(juror_names, map(float, juror_loss))),
+            jurors_kept=[j for j, keep in zip(juror_names, used) if keep],
+        )
     weights = Weights(w[0], w[1], dict(zip(juror_names, w[2:])), provenance)
     return FitResult(weights, chosen, float(result.fun), status, float(picked.mean()), float(picked.max()))

@@ -25,7 +25,6 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Iterable, Sequence
 
-
 _call_pool: ThreadPoolExecutor | None = None
 _call_pool_lock = threading.Lock()
 CALL_THREADS = 256  # only a bound on threads: the agent gates bound what reaches a model
@@ -54,8 +53,9 @@ class Interrupted(Exception):
     """Ctrl-C during run_streams, raised once the tasks in flight have finished and been handed to on_done."""
 
 
-def run_streams(streams: Iterable[list], run_one: Callable[[Any], Any], on_done: Callable[[Any, Any], None],
-                concurrency: int) -> None:
+def run_streams(
+    streams: Iterable[list], run_one: Callable[[Any], Any], on_done: Callable[[Any, Any], None], concurrency: int
+) -> None:
     """Run every item of every stream: items of one stream in order, streams concurrently on `concurrency` threads.
     on_done(item, result) is called in the item's thread as soon as it finishes (the runner journals it there), so it
     must be thread-safe. On the first failure no new item starts; the items in flight finish (and are handed to
@@ -91,8 +91,12 @@ def run_streams(streams: Iterable[list], run_one: Callable[[Any], Any], on_done:
     except KeyboardInterrupt:
         interrupted = True
         stop.set()
-        print("\n[sale] interrupted: finishing the tasks in flight so that none is lost "
-              "(Ctrl-C again to quit at once; a rerun resumes either way)", file=sys.stderr, flush=True)
+        print(
+            "\n[sale] interrupted: finishing the tasks in flight so that none is lost "
+            "(Ctrl-C again to quit at once; a rerun resumes either way)",
+            file=sys.stderr,
+            flush=True,
+        )
         previous = signal.signal(signal.SIGINT, lambda *_: os._exit(130))
         try:
             wait(futures)
@@ -105,4 +109,3 @@ def run_streams(streams: Iterable[list], run_one: Callable[[Any], Any], on_done:
             raise f.exception()
     if interrupted:
         raise Interrupted()
-

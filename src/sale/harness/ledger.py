@@ -48,27 +48,59 @@ class Ledger:
                 self.calls.append({**call, "call_index": len(self.calls)})
         return results
 
-    def _record(self, agent: str, phase: str, kind: str, prompt_tokens: int, completion_tokens: int,
-                latency_s: float, cached: bool, mean_entropy: float | None = None,
-                entropy_approximate: bool = False) -> dict:
+    def _record(
+        self,
+        agent: str,
+        phase: str,
+        kind: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        latency_s: float,
+        cached: bool,
+        mean_entropy: float | None = None,
+        entropy_approximate: bool = False,
+    ) -> dict:
         if phase not in PHASES:
             raise ValueError(f"unknown phase {phase!r}; one of {PHASES}")
         price = self.pool.spec(agent).price
         tokens = prompt_tokens + completion_tokens
-        row = {**self.tags, "call_index": len(self.calls), "agent": agent, "phase": phase, "kind": kind,
-               "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "tokens": tokens,
-               "price_per_mtok": price, "cost_usd": price * tokens / 1e6, "latency_s": latency_s,
-               "cached": cached, "mean_entropy": mean_entropy, "entropy_approximate": entropy_approximate}
+        row = {
+            **self.tags,
+            "call_index": len(self.calls),
+            "agent": agent,
+            "phase": phase,
+            "kind": kind,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "tokens": tokens,
+            "price_per_mtok": price,
+            "cost_usd": price * tokens / 1e6,
+            "latency_s": latency_s,
+            "cached": cached,
+            "mean_entropy": mean_entropy,
+            "entropy_approximate": entropy_approximate,
+        }
         self.calls.append(row)
         return row
 
     def generate(self, agent: str, phase: str, messages: Sequence[Message], **kwargs) -> Generation:
         gen = self._llm(agent).generate(messages, **kwargs)
-        self._record(agent, phase, "generate", gen.prompt_tokens, gen.completion_tokens, gen.latency_s, gen.cached,
-                     gen.mean_entropy, gen.entropy_approximate)
+        self._record(
+            agent,
+            phase,
+            "generate",
+            gen.prompt_tokens,
+            gen.completion_tokens,
+            gen.latency_s,
+            gen.cached,
+            gen.mean_entropy,
+            gen.entropy_approximate,
+        )
         return gen
 
-    def score_options(self, agent: str, phase: str, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:
+    def score_options(
+        self, agent: str, phase: str, messages: Sequence[Message], options: Sequence[str]
+    ) -> OptionScores:
         scores = self._llm(agent).score_options(messages, options)
         self._record(agent, phase, "score_options", scores.prompt_tokens, 0, scores.latency_s, scores.cached)
         return scores
@@ -77,8 +109,9 @@ class Ledger:
         """Whether the agent's backend rates several prompts in one forward pass (score_options_many)."""
         return self.pool.spec(agent).backend == "transformers"
 
-    def score_options_many(self, agent: str, phase: str, messages_list: Sequence[Sequence[Message]],
-                           options: Sequence[str]) -> list[OptionScores]:
+    def score_options_many(
+        self, agent: str, phase: str, messages_list: Sequence[Sequence[Message]], options: Sequence[str]
+    ) -> list[OptionScores]:
         """score_options for several prompts to one agent, batched where its backend can (batches_ratings).
         Each rating is recorded as its own call, charged its whole prompt."""
         llm = self._llm(agent)

@@ -16,8 +16,8 @@ import time
 import numpy as np
 
 from sale.agents import run_agent
-from sale.tasks.graders import completion_from_code, grade_answer, grade_humaneval
 from sale.harness.ledger import Ledger
+from sale.tasks.graders import completion_from_code, grade_answer, grade_humaneval
 
 # ----------------------------------------------------------------------------------------- execution
 
@@ -33,13 +33,31 @@ def execute(ledger: Ledger, agent: str, task, plan: str | None, agent_cfg) -> di
     """Run agent's scaffold on task (with an optional plan) and grade it. Returns the execution's result fields."""
     t0 = time.perf_counter()
     options = dict(agent_cfg.get("search") or {}) if task.domain == "search" else {}
-    res = run_agent(ledger, agent, task, plan, prompts=agent_cfg.prompts, max_turns=int(agent_cfg.max_turns[task.domain]),
-                    max_tokens=int(agent_cfg.max_tokens[task.domain]), **options)
+    res = run_agent(
+        ledger,
+        agent,
+        task,
+        plan,
+        prompts=agent_cfg.prompts,
+        max_turns=int(agent_cfg.max_turns[task.domain]),
+        max_tokens=int(agent_cfg.max_tokens[task.domain]),
+        **options,
+    )
     g = grade(task, res.output)
-    return {"agent": agent, "passed": bool(g.passed), "grade_status": g.status, "output": res.output,
-            "plan": plan, "turns": res.turns, "malformed": res.malformed, "self_check": res.self_check,
-            "tool_actions": res.tool_actions, "forced": res.forced,
-            "trajectory": json.dumps(res.trajectory), "exec_wall_s": time.perf_counter() - t0}
+    return {
+        "agent": agent,
+        "passed": bool(g.passed),
+        "grade_status": g.status,
+        "output": res.output,
+        "plan": plan,
+        "turns": res.turns,
+        "malformed": res.malformed,
+        "self_check": res.self_check,
+        "tool_actions": res.tool_actions,
+        "forced": res.forced,
+        "trajectory": json.dumps(res.trajectory),
+        "exec_wall_s": time.perf_counter() - t0,
+    }
 
 
 class Method:
@@ -87,23 +105,29 @@ def load_weights_for(path, pool, bid_max_tokens: int, any_bid_cap: bool = False)
     agents, or fitted at another bid cap (the cost term divides a bid's length by the cap) unless any_bid_cap."""
     from sale.auction.weights import Weights
 
-    refit = (f"fit weights for this pool and cap (python -m sale.run experiment=scaling tasks.split=train "
-             f"pool={pool.name}, then python -m sale.fit pool={pool.name} auction.bid_max_tokens={bid_max_tokens}), "
-             f"or set auction.weights.path=null for the default weights")
+    refit = (
+        f"fit weights for this pool and cap (python -m sale.run experiment=scaling tasks.split=train "
+        f"pool={pool.name}, then python -m sale.fit pool={pool.name} auction.bid_max_tokens={bid_max_tokens}), "
+        f"or set auction.weights.path=null for the default weights"
+    )
     try:
         weights = Weights.load(path)
     except (OSError, ValueError, TypeError) as e:
         raise ValueError(f"cannot read the weights file {path}: {e}\n  fix: {refit}") from e
     fitted_pool = weights.provenance.get("pool", "?")
     if set(weights.w_jury) != set(pool.names):
-        raise ValueError(f"weights {path} were fitted for pool {fitted_pool!r} (agents {sorted(weights.w_jury)}), not "
-                         f"this run's pool {pool.name!r} (agents {sorted(pool.names)})\n  fix: {refit}")
+        raise ValueError(
+            f"weights {path} were fitted for pool {fitted_pool!r} (agents {sorted(weights.w_jury)}), not "
+            f"this run's pool {pool.name!r} (agents {sorted(pool.names)})\n  fix: {refit}"
+        )
     fitted_cap = weights.provenance.get("bid_max_tokens")
     if fitted_cap is not None and int(fitted_cap) != bid_max_tokens and not any_bid_cap:
-        raise ValueError(f"weights {path} were fitted with bids capped at {fitted_cap} tokens, and this run caps them "
-                         f"at {bid_max_tokens} (auction.bid_max_tokens): the cost term divides a bid's length by the "
-                         f"cap, so they would price bids unlike their fit\n  fix: {refit}; or, to apply them at this "
-                         f"cap on purpose (as the short_bids ablation does), auction.weights.any_bid_cap=true")
+        raise ValueError(
+            f"weights {path} were fitted with bids capped at {fitted_cap} tokens, and this run caps them "
+            f"at {bid_max_tokens} (auction.bid_max_tokens): the cost term divides a bid's length by the "
+            f"cap, so they would price bids unlike their fit\n  fix: {refit}; or, to apply them at this "
+            f"cap on purpose (as the short_bids ablation does), auction.weights.any_bid_cap=true"
+        )
     return weights
 
 
@@ -116,8 +140,12 @@ class Sale(Method):
         self.order_dependent = self.sequential = True
         self.pool, self.agent_cfg, self.cfg, self.embedder, self.seed = pool, agent_cfg, auction_cfg, embedder, seed
         if auction_cfg.weights.path:
-            self.weights = load_weights_for(auction_cfg.weights.path, pool, int(auction_cfg.bid_max_tokens),
-                                            bool(auction_cfg.weights.get("any_bid_cap")))
+            self.weights = load_weights_for(
+                auction_cfg.weights.path,
+                pool,
+                int(auction_cfg.bid_max_tokens),
+                bool(auction_cfg.weights.get("any_bid_cap")),
+            )
         else:
             self.weights = Weights.default(pool.names)
         AuctionMemory(k=int(auction_cfg.memory.k), label=auction_cfg.memory.label)  # a bad label fails here
@@ -132,8 +160,11 @@ class Sale(Method):
             bids = [Bid.from_row(b) for b in record["bids"]]
             winner = next(i for i, b in enumerate(record["bids"]) if b["final_winner"])
             r = record["result"]
-            memory.add(AuctionRecord(r["task_id"], r["description"], self.embedder([r["description"]])[0], bids,
-                                     winner, r["passed"]))
+            memory.add(
+                AuctionRecord(
+                    r["task_id"], r["description"], self.embedder([r["description"]])[0], bids, winner, r["passed"]
+                )
+            )
 
     def run(self, arm, order, task, ledger):
         from sale.auction.memory import AuctionRecord
@@ -145,12 +176,22 @@ class Sale(Method):
         auction = run_auction(ledger, self.pool, task, embedding, memory, self.weights, self.cfg, rng)
         win = auction.winning_bid
         result = execute(ledger, win.agent, task, win.plan or None, self.agent_cfg)
-        memory.add(AuctionRecord(task.id, task.description, embedding, auction.bids, auction.winner,
-                                 result["passed"]))
-        result.update(description=task.description, provisional_agent=auction.bids[auction.provisional].agent,
-                      winner_refined=win.refined)
-        bids = [{**b.to_row(), "task_id": task.id, "bid_index": i, "provisional_winner": i == auction.provisional,
-                 "final_winner": i == auction.winner} for i, b in enumerate(auction.bids)]
+        memory.add(AuctionRecord(task.id, task.description, embedding, auction.bids, auction.winner, result["passed"]))
+        result.update(
+            description=task.description,
+            provisional_agent=auction.bids[auction.provisional].agent,
+            winner_refined=win.refined,
+        )
+        bids = [
+            {
+                **b.to_row(),
+                "task_id": task.id,
+                "bid_index": i,
+                "provisional_winner": i == auction.provisional,
+                "final_winner": i == auction.winner,
+            }
+            for i, b in enumerate(auction.bids)
+        ]
         return result, bids
 
 
@@ -186,8 +227,13 @@ class Cascade(Method):
             return False
         if task.domain == "coding":
             return True
-        question = [{"role": "user", "content": f"Question: {task.payload['question']}\nProposed answer: "
-                     f"{result['output']}\nIs the proposed answer correct? Reply Yes or No."}]
+        question = [
+            {
+                "role": "user",
+                "content": f"Question: {task.payload['question']}\nProposed answer: "
+                f"{result['output']}\nIs the proposed answer correct? Reply Yes or No.",
+            }
+        ]
         scores = ledger.score_options(agent, "verify", question, ["Yes", "No"])
         return scores.probs[0] >= scores.probs[1]
 
@@ -229,15 +275,17 @@ class LearnedRouter(Method):
     the largest agent's mean train cost per task, so that one lambda grid means the same on every pool."""
 
     def __init__(self, cfg, pool, agent_cfg, embedder):
+        from sale.harness.runlog import load_logs
         from sale.routers.knn import KNNRouter
         from sale.routers.mlc import MLCRouter
-        from sale.harness.runlog import load_logs
 
         self.pool, self.agent_cfg, self.embedder = pool, agent_cfg, embedder
         train = load_logs(cfg.train_run)["results"]
         if train.empty:
-            raise ValueError(f"method.train_run={cfg.train_run!r} holds no results.parquet; run "
-                             "`python -m sale.run experiment=scaling tasks.split=train` first")
+            raise ValueError(
+                f"method.train_run={cfg.train_run!r} holds no results.parquet; run "
+                "`python -m sale.run experiment=scaling tasks.split=train` first"
+            )
         matrix = train.pivot_table(index="task_id", columns="agent", values="passed", aggfunc="mean")
         missing = [a for a in pool.names if a not in matrix.columns]
         if missing:

@@ -43,9 +43,11 @@ DATA_DIR_PREFIX = "${data_dir}/"
 def code_version() -> dict:
     """What code runs: the checkout's commit and whether src/ or conf/ differ from it (dirty), journalled with every
     task. Outside a git checkout (an installed package): the package version and dirty None."""
+
     def git(*args):
-        return subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=30,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")
@@ -65,7 +67,7 @@ def relative_to_data_dir(value, data_dir: str):
         return [relative_to_data_dir(v, data_dir) for v in value]
     root = data_dir.rstrip("/") + "/"
     if isinstance(value, str) and value.startswith(root):
-        return DATA_DIR_PREFIX + value[len(root):]
+        return DATA_DIR_PREFIX + value[len(root) :]
     return value
 
 
@@ -252,8 +254,12 @@ def parse_records(data: bytes) -> tuple[list[dict], list[int], int]:
         try:
             record = json.loads(line)
             key = tuple(record["key"])
-            if not (len(key) == 3 and isinstance(record["result"], dict) and isinstance(record["calls"], list)
-                    and isinstance(record.get("bids", []), list)):
+            if not (
+                len(key) == 3
+                and isinstance(record["result"], dict)
+                and isinstance(record["calls"], list)
+                and isinstance(record.get("bids", []), list)
+            ):
                 raise ValueError("not a journal record")
         except (ValueError, KeyError, TypeError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             bad.append(number)
@@ -292,8 +298,14 @@ def load_logs(run_dir: str | Path) -> dict[str, pd.DataFrame]:
     run_dir = Path(run_dir)
     records = read_journal(run_dir)
     try:
-        frames = {name: (pd.read_parquet(run_dir / f"{name}.parquet") if (run_dir / f"{name}.parquet").exists()
-                         else pd.DataFrame()) for name in LOGS}
+        frames = {
+            name: (
+                pd.read_parquet(run_dir / f"{name}.parquet")
+                if (run_dir / f"{name}.parquet").exists()
+                else pd.DataFrame()
+            )
+            for name in LOGS
+        }
     except Exception:  # a corrupt parquet (pyarrow raises its own types): the journal holds the same rows
         if not records:
             raise

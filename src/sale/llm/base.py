@@ -120,18 +120,27 @@ def generation_from_chat_completion(data: dict, latency_s: float, estimator: str
     steps = (choice.get("logprobs") or {}).get("content") or []
     usage = data.get("usage") or {}
     if not steps and int(usage.get("completion_tokens", 0)) > 0:  # a bid's entropy would silently be 0
-        raise LLMError("the server returned no log-probabilities for the generated tokens, and a bid's entropy "
-                       "needs them: serve the model with log-probabilities enabled (vLLM: --max-logprobs 20)")
-    entropies = [entropy_from_top_logprobs([alt["logprob"] for alt in step.get("top_logprobs") or []], estimator)
-                 for step in steps]
+        raise LLMError(
+            "the server returned no log-probabilities for the generated tokens, and a bid's entropy "
+            "needs them: serve the model with log-probabilities enabled (vLLM: --max-logprobs 20)"
+        )
+    entropies = [
+        entropy_from_top_logprobs([alt["logprob"] for alt in step.get("top_logprobs") or []], estimator)
+        for step in steps
+    ]
     # A thinking model's <think> block (a server without a reasoning parser leaves it in the content) stays out of
     # the text agents parse; its tokens are still in completion_tokens, so they are charged.
     text = split_thinking(choice["message"].get("content") or "")[1]
-    return Generation(text=text, prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                      completion_tokens=int(usage.get("completion_tokens", len(steps))), entropies=entropies,
-                      latency_s=latency_s, entropy_approximate=True,
-                      finish_reason=choice.get("finish_reason") or "stop",
-                      tokens=[step.get("token", "") for step in steps])
+    return Generation(
+        text=text,
+        prompt_tokens=int(usage.get("prompt_tokens", 0)),
+        completion_tokens=int(usage.get("completion_tokens", len(steps))),
+        entropies=entropies,
+        latency_s=latency_s,
+        entropy_approximate=True,
+        finish_reason=choice.get("finish_reason") or "stop",
+        tokens=[step.get("token", "") for step in steps],
+    )
 
 
 def option_probs_from_logits(logits: np.ndarray, option_ids: Sequence[int]) -> tuple[list[float], float]:
@@ -158,7 +167,7 @@ def split_thinking(text: str) -> tuple[str, str]:
         reasoning, _, answer = text.partition(THINK_CLOSE)
         return reasoning.replace(THINK_OPEN, "", 1).strip(), answer.lstrip()
     if head.startswith(THINK_OPEN):
-        return head[len(THINK_OPEN):].strip(), ""
+        return head[len(THINK_OPEN) :].strip(), ""
     return "", text
 
 
@@ -170,12 +179,14 @@ def strip_at_stop(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
-def option_scores_from_chat_completions(ask, options: Sequence[str], top_k: int, fallback_k: int | None,
-                                        latency_start: float) -> OptionScores:
+def option_scores_from_chat_completions(
+    ask, options: Sequence[str], top_k: int, fallback_k: int | None, latency_start: float
+) -> OptionScores:
     """A jury rating from a server's log-probabilities of one generated token. `ask(k)` makes the call with
     top_logprobs=k and returns its JSON. Options match token texts exactly (" 3" is another token than "3"). When an
     option is not among the top k and the server can return more (fallback_k, e.g. a whole vocabulary for llama.cpp),
     it is asked once more; otherwise the missing options get probability 0 and the scores are marked approximate."""
+
     def found_in(data: dict) -> dict[str, float]:
         steps = (data["choices"][0].get("logprobs") or {}).get("content") or []
         if not steps:
@@ -196,6 +207,11 @@ def option_scores_from_chat_completions(ask, options: Sequence[str], top_k: int,
     mass = sum(raw)
     probs = [r / mass for r in raw] if mass > 0 else [1.0 / len(options)] * len(options)
     n_prompt = int((data.get("usage") or {}).get("prompt_tokens", 0))
-    return OptionScores(options=list(options), probs=probs, prompt_tokens=n_prompt,
-                        latency_s=time.perf_counter() - latency_start, approximate=len(found) < len(options),
-                        option_mass=mass)
+    return OptionScores(
+        options=list(options),
+        probs=probs,
+        prompt_tokens=n_prompt,
+        latency_s=time.perf_counter() - latency_start,
+        approximate=len(found) < len(options),
+        option_mass=mass,
+    )

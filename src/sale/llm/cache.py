@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Sequence
 
 from sale import StorageError
-from sale.llm.base import Generation, LLM, Message, OptionScores
+from sale.llm.base import LLM, Generation, Message, OptionScores
 
 OPEN_TIMEOUT_S = 60.0  # how long opening waits for other processes that hold the file
 
@@ -87,8 +87,10 @@ class CallCache:
         elif "readonly" in reason or "read-only" in reason or "unable to open" in reason:
             fix = "make its directory writable, or point run.cache=... (or SALE_CACHE_DIR) somewhere writable"
         else:
-            fix = (f"it only saves recomputation: move it away (mv {self.path} {self.path}.bad) or point run.cache=... "
-                   "at another file, and rerun")
+            fix = (
+                f"it only saves recomputation: move it away (mv {self.path} {self.path}.bad) or point run.cache=... "
+                "at another file, and rerun"
+            )
         return StorageError(f"cannot {action} the call cache {self.path}: {reason}.\n  fix: {fix}")
 
     @staticmethod
@@ -110,8 +112,9 @@ class CallCache:
     def put(self, key: str, value: dict, model: str | None = None) -> None:
         with self._lock:
             try:
-                self._db.execute("INSERT OR REPLACE INTO calls (key, value, model) VALUES (?, ?, ?)",
-                                 (key, json.dumps(value), model))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO calls (key, value, model) VALUES (?, ?, ?)", (key, json.dumps(value), model)
+                )
             except sqlite3.Error as e:
                 raise self._error("write to", e) from e
 
@@ -135,8 +138,10 @@ class CallCache:
                 try:
                     before = self._db.total_changes
                     self._db.execute("BEGIN")
-                    self._db.executemany("INSERT OR IGNORE INTO calls (key, value, model) VALUES (?, ?, ?)",
-                                         [(r["key"], r["value"], r["model"]) for r in rows])
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO calls (key, value, model) VALUES (?, ?, ?)",
+                        [(r["key"], r["value"], r["model"]) for r in rows],
+                    )
                     self._db.execute("INSERT INTO imported_shards VALUES (?)", (shard.name,))
                     self._db.execute("COMMIT")
                     added += self._db.total_changes - before - 1
@@ -145,8 +150,9 @@ class CallCache:
                     raise self._error("import a shard into", e) from e
         return added
 
-    def export_shard(self, folder: str | Path, models: set[str],
-                     include_unlabelled: bool = False) -> tuple[Path | None, int]:
+    def export_shard(
+        self, folder: str | Path, models: set[str], include_unlabelled: bool = False
+    ) -> tuple[Path | None, int]:
         """Write the entries of `models` that no shard in `folder` holds yet as one new shard; (its path, entries).
         include_unlabelled adds entries written before the cache recorded models (a file that served one pool)."""
         import pyarrow as pa
@@ -159,8 +165,9 @@ class CallCache:
         with self._lock:
             marks = ",".join("?" * len(models))
             unlabelled = " OR model IS NULL" if include_unlabelled else ""
-            rows = self._db.execute(f"SELECT key, value, model FROM calls WHERE model IN ({marks}){unlabelled} "
-                                    "ORDER BY key", sorted(models)).fetchall()
+            rows = self._db.execute(
+                f"SELECT key, value, model FROM calls WHERE model IN ({marks}){unlabelled} ORDER BY key", sorted(models)
+            ).fetchall()
         rows = [r for r in rows if r[0] not in held]
         if not rows:
             return None, 0
@@ -196,10 +203,23 @@ class CachedLLM:
         self.model_key = model_key
         self.cache = cache
 
-    def generate(self, messages: Sequence[Message], max_tokens: int = 256, stop: Sequence[str] | None = None,
-                 temperature: float = 0.0, seed: int = 0) -> Generation:
-        key = CallCache.key(kind="generate", model=self.model_key, messages=list(messages), max_tokens=max_tokens,
-                            stop=list(stop or []), temperature=temperature, seed=seed)
+    def generate(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int = 256,
+        stop: Sequence[str] | None = None,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> Generation:
+        key = CallCache.key(
+            kind="generate",
+            model=self.model_key,
+            messages=list(messages),
+            max_tokens=max_tokens,
+            stop=list(stop or []),
+            temperature=temperature,
+            seed=seed,
+        )
         hit = self.cache.get(key)
         if hit is not None:
             return dataclasses.replace(Generation(**hit), cached=True)
@@ -207,11 +227,14 @@ class CachedLLM:
         self.cache.put(key, dataclasses.asdict(gen), self.model_key)
         return gen
 
-    def score_options_batch(self, messages_list: Sequence[Sequence[Message]],
-                            options: Sequence[str]) -> list[OptionScores]:
+    def score_options_batch(
+        self, messages_list: Sequence[Sequence[Message]], options: Sequence[str]
+    ) -> list[OptionScores]:
         """Each prompt from the cache where it was scored before; the others in one batch (see AgentGate)."""
-        keys = [CallCache.key(kind="score_options", model=self.model_key, messages=list(m), options=list(options))
-                for m in messages_list]
+        keys = [
+            CallCache.key(kind="score_options", model=self.model_key, messages=list(m), options=list(options))
+            for m in messages_list
+        ]
         out = [self.cache.get(k) for k in keys]
         out = [dataclasses.replace(OptionScores(**hit), cached=True) if hit is not None else None for hit in out]
         misses = [i for i, s in enumerate(out) if s is None]
@@ -238,15 +261,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m sale.llm.cache",
         description="Carry the call cache across machines: export a pool's new entries as a committed shard "
-                    "(runs import the shards they have not seen, run.cache_shards).")
+        "(runs import the shards they have not seen, run.cache_shards).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     export = sub.add_parser("export", help="write the pool's entries that no shard holds yet as a new shard")
     export.add_argument("--pool", default="cpu", help="the pool whose agents' calls to export (default: cpu)")
     export.add_argument("--cache", default=None, help="the cache file (default: the config's run.cache)")
     export.add_argument("--to", default=None, help="the shard folder (default: the config's run.cache_shards)")
-    export.add_argument("--include-unlabelled", action="store_true",
-                        help="also export entries written before the cache recorded each entry's model; only for a "
-                             "cache file that served this pool alone")
+    export.add_argument(
+        "--include-unlabelled",
+        action="store_true",
+        help="also export entries written before the cache recorded each entry's model; only for a "
+        "cache file that served this pool alone",
+    )
     args = parser.parse_args(argv)
 
     from sale.config import compose

@@ -44,7 +44,8 @@ class Embedder:
         with self._lock:
             missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
             if missing:
-                vectors = _load(self.name).encode(missing, normalize_embeddings=True, convert_to_numpy=True,
-                                                  show_progress_bar=False)
+                vectors = _load(self.name).encode(
+                    missing, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+                )
                 self._cache.update(zip(missing, vectors.astype(np.float32)))
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 384), dtype=np.float32)

@@ -20,13 +20,26 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from sale.llm import engine_id
 
 LOCAL_ENGINES = ("xllamacpp", "llamacpp")
 # The instruction-set extensions that decide which llama.cpp kernels can run here.
-RELEVANT_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-                  "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+RELEVANT_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+)
 TIMEOUT_S = 180
 
 
@@ -53,8 +66,11 @@ def smallest_local_agent(pool_name: str) -> tuple[str, str] | None:
         agents = pool_config(pool_name)["agents"]
     except ConfigError as e:
         raise SystemExit(f"error: {e}") from None
-    local = [(spec.get("params_b", 0), name, spec["backend"]) for name, spec in agents.items()
-             if spec.get("backend") in LOCAL_ENGINES]
+    local = [
+        (spec.get("params_b", 0), name, spec["backend"])
+        for name, spec in agents.items()
+        if spec.get("backend") in LOCAL_ENGINES
+    ]
     return min(local)[1:] if local else None
 
 
@@ -70,9 +86,13 @@ def describe_death(returncode: int) -> str:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        meaning = {"SIGILL": "illegal instruction: the engine uses an instruction this CPU (or its VM) does not run",
-                   "SIGSEGV": "segmentation fault", "SIGBUS": "bus error", "SIGABRT": "aborted",
-                   "SIGKILL": "killed (out of memory?)"}.get(name, "killed by a signal")
+        meaning = {
+            "SIGILL": "illegal instruction: the engine uses an instruction this CPU (or its VM) does not run",
+            "SIGSEGV": "segmentation fault",
+            "SIGBUS": "bus error",
+            "SIGABRT": "aborted",
+            "SIGKILL": "killed (out of memory?)",
+        }.get(name, "killed by a signal")
         return f"{name} ({meaning})"
     return f"exit status {returncode}"
 
@@ -80,19 +100,24 @@ def describe_death(returncode: int) -> str:
 def failure_message(agent: str, backend: str, how: str, output: str) -> str:
     model, flags = cpu_summary()
     missing = [f for f in ("avx", "avx2", "fma", "f16c") if f not in flags]
-    lines = [f"error: the llama.cpp engine ({engine_id(backend)}) cannot run on this machine: loading "
-             f"{agent} and generating 4 tokens in a child process ended with {how}.",
-             f"  CPU: {model}; {platform.machine()}",
-             f"  CPU features: {' '.join(flags) or '(none of the relevant ones announced)'}"]
+    lines = [
+        f"error: the llama.cpp engine ({engine_id(backend)}) cannot run on this machine: loading "
+        f"{agent} and generating 4 tokens in a child process ended with {how}.",
+        f"  CPU: {model}; {platform.machine()}",
+        f"  CPU features: {' '.join(flags) or '(none of the relevant ones announced)'}",
+    ]
     if missing:
-        lines.append(f"  The prebuilt xllamacpp wheel needs x86-64 with AVX2, FMA and F16C; this CPU lacks: "
-                     f"{' '.join(missing)}.")
+        lines.append(
+            f"  The prebuilt xllamacpp wheel needs x86-64 with AVX2, FMA and F16C; this CPU lacks: {' '.join(missing)}."
+        )
     elif any(f.startswith(("avx512", "amx")) for f in flags):
         lines.append("  This CPU announces AVX-512/AMX; inside a VM those are not always fully enabled.")
-    lines += ["  fix: build llama.cpp for this machine without native flags and use it instead of xllamacpp:",
-              "         make llamacpp          # llama-cpp-python with -DGGML_NATIVE=OFF, no cached wheel",
-              "         python -m sale.run pool=cpu_llamacpp ...",
-              "       and please report the CPU above with this message."]
+    lines += [
+        "  fix: build llama.cpp for this machine without native flags and use it instead of xllamacpp:",
+        "         make llamacpp          # llama-cpp-python with -DGGML_NATIVE=OFF, no cached wheel",
+        "         python -m sale.run pool=cpu_llamacpp ...",
+        "       and please report the CPU above with this message.",
+    ]
     if output.strip():
         lines += ["  last output of the child:", *("    " + line for line in output.strip().splitlines()[-15:])]
     return "\n".join(lines)
@@ -127,8 +152,7 @@ def check(pool_name: str, stamp: Path | None, force: bool = False) -> int:
         print(failure_message(agent, backend, f"no answer within {TIMEOUT_S} s", out), file=sys.stderr)
         return 1
     if res.returncode != 0:
-        print(failure_message(agent, backend, describe_death(res.returncode), res.stdout + res.stderr),
-              file=sys.stderr)
+        print(failure_message(agent, backend, describe_death(res.returncode), res.stdout + res.stderr), file=sys.stderr)
         return 1
     if stamp is not None:
         stamp.write_text(want + "\n")
@@ -138,8 +162,11 @@ def check(pool_name: str, stamp: Path | None, force: bool = False) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sale.llm.engine_check", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m sale.llm.engine_check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("pool", nargs="?", default="pool=cpu", help="pool=<name> (a file in conf/pool/); default cpu")
     ap.add_argument("--stamp", type=Path, help="remember a pass here, and skip the check while it still holds")
     ap.add_argument("--force", action="store_true", help="check even if the stamp says this machine passed")

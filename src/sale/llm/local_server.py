@@ -47,9 +47,18 @@ ENGINES = ("xllamacpp", "stub")  # stub: sale.llm.stub_server, a fixed-delay sta
 
 
 class LocalServer:
-    def __init__(self, agent: str, model_path: str | Path | None, n_parallel: int = 1, n_ctx: int = 8192,
-                 n_threads: int | None = None, log_dir: str | Path | None = None, startup_timeout_s: float = 300.0,
-                 engine: str = "xllamacpp", delay_s: float = 0.2):
+    def __init__(
+        self,
+        agent: str,
+        model_path: str | Path | None,
+        n_parallel: int = 1,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+        log_dir: str | Path | None = None,
+        startup_timeout_s: float = 300.0,
+        engine: str = "xllamacpp",
+        delay_s: float = 0.2,
+    ):
         if engine not in ENGINES:
             raise LLMError(f"agent {agent!r}: serve.engine must be one of {ENGINES}, got {engine!r}")
         self.agent = agent
@@ -74,14 +83,29 @@ class LocalServer:
         else:
             if self.model_path is None or not self.model_path.is_file():
                 raise LLMError(f"{self.agent}: model file not found: {self.model_path}")
-            cmd = [sys.executable, "-m", "sale.llm.local_server", "--model", str(self.model_path), "--n-parallel",
-                   str(self.n_parallel), "--n-ctx", str(self.n_ctx)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "sale.llm.local_server",
+                "--model",
+                str(self.model_path),
+                "--n-parallel",
+                str(self.n_parallel),
+                "--n-ctx",
+                str(self.n_ctx),
+            ]
             if self.n_threads:
                 cmd += ["--n-threads", str(self.n_threads)]
         cmd += ["--url-file", str(url_file)]
         with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, preexec_fn=_die_with_parent)
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         with _running_lock:
             _running.add(self)
         deadline = time.monotonic() + self.startup_timeout_s
@@ -95,8 +119,10 @@ class LocalServer:
                 return self
             time.sleep(0.1)
         self.stop()
-        raise LLMError(f"{self.agent}: its local server was not healthy after {self.startup_timeout_s:.0f} s "
-                       f"(log: {self.log_path})")
+        raise LLMError(
+            f"{self.agent}: its local server was not healthy after {self.startup_timeout_s:.0f} s "
+            f"(log: {self.log_path})"
+        )
 
     def healthy(self) -> bool:
         try:
@@ -116,8 +142,10 @@ class LocalServer:
         if self.log_path.exists():
             lines = [ln for ln in self.log_path.read_text(errors="replace").splitlines() if ln.strip()][-5:]
             tail = "; its log ends: " + " | ".join(lines) if lines else ""
-        return (f"the local server of {self.agent} (pid {self.proc.pid}) {how} (log: {self.log_path}){tail}. "
-                f"Rerunning the same command starts a new one and resumes the run.")
+        return (
+            f"the local server of {self.agent} (pid {self.proc.pid}) {how} (log: {self.log_path}){tail}. "
+            f"Rerunning the same command starts a new one and resumes the run."
+        )
 
     def stop(self) -> None:
         with _running_lock:
@@ -141,10 +169,12 @@ def stop_all() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m sale.llm.local_server",
-                                 description="One llama.cpp server (xllamacpp) on 127.0.0.1, OpenAI-compatible, "
-                                             "until SIGTERM or Ctrl-C. The runner starts these itself for "
-                                             "pool=cpu_server.")
+    ap = argparse.ArgumentParser(
+        prog="python -m sale.llm.local_server",
+        description="One llama.cpp server (xllamacpp) on 127.0.0.1, OpenAI-compatible, "
+        "until SIGTERM or Ctrl-C. The runner starts these itself for "
+        "pool=cpu_server.",
+    )
     ap.add_argument("--model", required=True, help="a GGUF file")
     ap.add_argument("--n-parallel", type=int, default=1, help="parallel slots (requests decoded together)")
     ap.add_argument("--n-ctx", type=int, default=8192, help="context per slot, in tokens")
@@ -157,8 +187,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from sale.llm.xllamacpp_backend import server_params
 
-    params = server_params(args.model, n_ctx=args.n_ctx, n_threads=args.n_threads, n_parallel=args.n_parallel,
-                           port=args.port)
+    params = server_params(
+        args.model, n_ctx=args.n_ctx, n_threads=args.n_threads, n_parallel=args.n_parallel, port=args.port
+    )
     server = xllamacpp.Server(params)
     url = server.listening_address
     print(f"[sale.llm.local_server] {args.model} on {url} with {args.n_parallel} slots", flush=True)

@@ -26,19 +26,37 @@ from typing import Sequence
 
 import httpx
 
-from sale.llm.base import (Generation, LLMError, Message, OptionScores, check_entropy_estimator,
-                           generation_from_chat_completion, option_scores_from_chat_completions)
+from sale.llm.base import (
+    Generation,
+    LLMError,
+    Message,
+    OptionScores,
+    check_entropy_estimator,
+    generation_from_chat_completion,
+    option_scores_from_chat_completions,
+)
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 logging.getLogger("httpx").setLevel(logging.WARNING)  # Hydra logs at INFO: one line per request otherwise
 
 
 class OpenAICompatLLM:
-    def __init__(self, name: str, base_url: str, model: str, top_logprobs: int = 20, timeout_s: float = 600.0,
-                 api_key_env: str = "OPENAI_API_KEY", extra_body: dict | None = None,
-                 entropy_estimator: str = "tail_bound", option_top_logprobs: int | None = None,
-                 option_fallback_top_logprobs: int | None = None, retries: int = 5, backoff_s: float = 0.5,
-                 server=None):
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        model: str,
+        top_logprobs: int = 20,
+        timeout_s: float = 600.0,
+        api_key_env: str = "OPENAI_API_KEY",
+        extra_body: dict | None = None,
+        entropy_estimator: str = "tail_bound",
+        option_top_logprobs: int | None = None,
+        option_fallback_top_logprobs: int | None = None,
+        retries: int = 5,
+        backoff_s: float = 0.5,
+        server=None,
+    ):
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -60,8 +78,14 @@ class OpenAICompatLLM:
         return self.base_url
 
     def _chat(self, messages: Sequence[Message], **params) -> dict:
-        body = {"model": self.model, "messages": list(messages), "logprobs": True,
-                "top_logprobs": self.top_logprobs, **params, **self.extra_body}
+        body = {
+            "model": self.model,
+            "messages": list(messages),
+            "logprobs": True,
+            "top_logprobs": self.top_logprobs,
+            **params,
+            **self.extra_body,
+        }
         url = f"{self.base_url}/chat/completions"
         problem = ""
         for attempt in range(self.retries):
@@ -73,9 +97,11 @@ class OpenAICompatLLM:
                 if isinstance(e, httpx.ConnectTimeout):
                     problem = f"{type(e).__name__}: {e}"
                     continue
-                raise LLMError(f"{self.name}: {url} did not answer within {self.client.timeout.read} s "
-                               f"({type(e).__name__}); raise timeout_s in the pool file if the model is just slow"
-                               + self._server_state()) from e
+                raise LLMError(
+                    f"{self.name}: {url} did not answer within {self.client.timeout.read} s "
+                    f"({type(e).__name__}); raise timeout_s in the pool file if the model is just slow"
+                    + self._server_state()
+                ) from e
             except httpx.TransportError as e:  # refused, reset, closed mid-answer: worth another try
                 problem = f"{type(e).__name__}: {e}"
                 continue
@@ -87,18 +113,29 @@ class OpenAICompatLLM:
             try:
                 return resp.json()
             except ValueError as e:
-                raise LLMError(f"{self.name}: {url} answered 200 with a body that is not JSON: "
-                               f"{resp.text[:300]!r}") from e
-        hint = ("" if self.server is not None else f". Is the server running? e.g. `vllm serve {self.model}` or "
-                f"llama.cpp's `llama-server -m FILE`")
-        raise LLMError(f"{self.name}: cannot reach {url} after {self.retries} tries ({problem}){hint}"
-                       + self._server_state())
+                raise LLMError(
+                    f"{self.name}: {url} answered 200 with a body that is not JSON: {resp.text[:300]!r}"
+                ) from e
+        hint = (
+            ""
+            if self.server is not None
+            else f". Is the server running? e.g. `vllm serve {self.model}` or llama.cpp's `llama-server -m FILE`"
+        )
+        raise LLMError(
+            f"{self.name}: cannot reach {url} after {self.retries} tries ({problem}){hint}" + self._server_state()
+        )
 
     def _server_state(self) -> str:
         return f"\n  {self.server.describe()}" if self.server is not None else ""
 
-    def generate(self, messages: Sequence[Message], max_tokens: int = 256, stop: Sequence[str] | None = None,
-                 temperature: float = 0.0, seed: int = 0) -> Generation:
+    def generate(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int = 256,
+        stop: Sequence[str] | None = None,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> Generation:
         t0 = time.perf_counter()
         params = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
         if stop:
@@ -109,22 +146,30 @@ class OpenAICompatLLM:
         except LLMError as e:
             raise LLMError(f"{self.name}: {self.base_url}: {e}") from e
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
-            raise LLMError(f"{self.name}: {self.base_url} returned a chat completion without the expected "
-                           f"fields ({type(e).__name__}: {e})") from e
+            raise LLMError(
+                f"{self.name}: {self.base_url} returned a chat completion without the expected "
+                f"fields ({type(e).__name__}: {e})"
+            ) from e
 
     def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:
         t0 = time.perf_counter()
         try:
             return option_scores_from_chat_completions(
                 lambda k: self._chat(messages, max_tokens=1, temperature=0.0, top_logprobs=k),
-                options, self.option_top_logprobs, self.option_fallback_top_logprobs, t0)
+                options,
+                self.option_top_logprobs,
+                self.option_fallback_top_logprobs,
+                t0,
+            )
         except LLMError as e:
             if str(e).startswith(self.name):
                 raise
             raise LLMError(f"{self.name}: {self.base_url}: {e}") from e
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
-            raise LLMError(f"{self.name}: {self.base_url} returned log-probabilities without the expected fields "
-                           f"({type(e).__name__}: {e})") from e
+            raise LLMError(
+                f"{self.name}: {self.base_url} returned log-probabilities without the expected fields "
+                f"({type(e).__name__}: {e})"
+            ) from e
 
     def close(self) -> None:
         self.client.close()

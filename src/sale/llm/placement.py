@@ -56,8 +56,11 @@ class Placement:
     footprints: dict[str, Footprint] = field(default_factory=dict)
 
     def swap_gb_per_task(self) -> float:
-        return LOADS_PER_TASK * sum(self.footprints[a].weights_gb for a in self.on_demand) \
-            if len(self.on_demand) > 1 else 0.0
+        return (
+            LOADS_PER_TASK * sum(self.footprints[a].weights_gb for a in self.on_demand)
+            if len(self.on_demand) > 1
+            else 0.0
+        )
 
     def agent_options(self, agent: str) -> dict:
         """Backend options that put the agent where the plan says."""
@@ -66,22 +69,29 @@ class Placement:
             return {"device": self.devices[idx[0]][0]}
         fp = self.footprints[agent]
         share = fp.total_gb / len(idx)
-        return {"device_map": "auto",
-                "max_memory": {int(self.devices[i][0].split(":")[1]): f"{share + 1:.0f}GiB" for i in idx}}
+        return {
+            "device_map": "auto",
+            "max_memory": {int(self.devices[i][0].split(":")[1]): f"{share + 1:.0f}GiB" for i in idx},
+        }
 
     def table(self, load_gbps: float = 2.0) -> str:
         rows = ["| agent | params (B) | weights GB | KV GB | total GB | placement |", "|---|---:|---:|---:|---:|---|"]
         for a, fp in self.footprints.items():
             idx = self.where[a]
             names = "+".join(self.devices[i][0] for i in idx)
-            how = "on demand (swap area)" if a in self.on_demand else ("split, resident" if len(idx) > 1
-                                                                        else "resident")
-            rows.append(f"| {a} | {fp.params_b:.2f} | {fp.weights_gb:.1f} | {fp.kv_gb:.1f} | {fp.total_gb:.1f} | "
-                        f"{names}: {how} |")
+            how = (
+                "on demand (swap area)" if a in self.on_demand else ("split, resident" if len(idx) > 1 else "resident")
+            )
+            rows.append(
+                f"| {a} | {fp.params_b:.2f} | {fp.weights_gb:.1f} | {fp.kv_gb:.1f} | {fp.total_gb:.1f} | "
+                f"{names}: {how} |"
+            )
         gb = self.swap_gb_per_task()
         if gb:
-            rows.append(f"\n{len(self.on_demand)} agents take turns in the swap area: about {gb:.0f} GB loaded per "
-                        f"task, {gb / load_gbps:.0f} s at {load_gbps:g} GB/s.")
+            rows.append(
+                f"\n{len(self.on_demand)} agents take turns in the swap area: about {gb:.0f} GB loaded per "
+                f"task, {gb / load_gbps:.0f} s at {load_gbps:g} GB/s."
+            )
         else:
             rows.append("\nEvery agent stays resident: nothing is loaded during the run.")
         return "\n".join(rows)
@@ -96,8 +106,9 @@ def parse_gpus(spec: str) -> list[tuple[str, float]]:
     for part in spec.split(","):
         m = re.fullmatch(r"(?:(\d+)x)?([\d.]+)(GB|GiB|G)?", part, re.IGNORECASE)
         if not m:
-            raise PlacementError(f"gpus={spec!r}: write it as NxSIZE, e.g. gpus=1x80GB or gpus=4x80GB or "
-                                 f"gpus=80GB,40GB")
+            raise PlacementError(
+                f"gpus={spec!r}: write it as NxSIZE, e.g. gpus=1x80GB or gpus=4x80GB or gpus=80GB,40GB"
+            )
         sizes += [float(m.group(2))] * int(m.group(1) or 1)
     return [(f"cuda:{i}", s) for i, s in enumerate(sizes)]
 
@@ -155,14 +166,17 @@ def pool_footprints(pool_cfg: dict, context: int = 8192, slots: int = 1) -> dict
     out = {}
     for agent, spec in pool_cfg["agents"].items():
         if spec.get("backend") != "transformers":
-            raise PlacementError(f"agent {agent!r} runs on {spec.get('backend')!r}: only transformers agents are "
-                                 "placed on GPUs by this runner (a server places its own model)")
+            raise PlacementError(
+                f"agent {agent!r} runs on {spec.get('backend')!r}: only transformers agents are "
+                "placed on GPUs by this runner (a server places its own model)"
+            )
         out[agent] = footprint(agent, spec, float(spec.get("params_b", 0)), context, slots)
     return out
 
 
 def _pack(sizes: dict[str, float], free: list[float]) -> dict[str, int] | None:
-    """Largest first, each onto the emptiest device: agent -> device index, or None if they do not all fit. Mutates free."""
+    """Largest first, each onto the emptiest device: agent -> device index, or None if they do not all fit.
+    Mutates free."""
     where = {}
     for a in sorted(sizes, key=lambda a: -sizes[a]):
         i = max(range(len(free)), key=lambda i: free[i])  # the emptiest device: spreads agents over GPUs
@@ -232,9 +246,11 @@ def plan(footprints: dict[str, Footprint], devices: list[tuple[str, float]]) -> 
 
 def _refusal(agent: str, need: float, devices, room: float) -> str:
     have = ", ".join(f"{n} {gb:g} GB" for n, gb in devices)
-    return (f"cannot place {agent!r}: it needs {need:.1f} GB (weights, KV reserve and activations) and at most "
-            f"{room:.1f} GB is free for it on {have} (after {CUDA_RESERVE_GB} GB per GPU for CUDA).\n"
-            f"  fix: more or larger GPUs (gpus=2x80GB), a shorter context (context=4096), or a smaller pool")
+    return (
+        f"cannot place {agent!r}: it needs {need:.1f} GB (weights, KV reserve and activations) and at most "
+        f"{room:.1f} GB is free for it on {have} (after {CUDA_RESERVE_GB} GB per GPU for CUDA).\n"
+        f"  fix: more or larger GPUs (gpus=2x80GB), a shorter context (context=4096), or a smaller pool"
+    )
 
 
 class SwapArea:

@@ -17,8 +17,20 @@ ENGINE_PACKAGES = {"xllamacpp": "xllamacpp", "llamacpp": "llama-cpp-python", "tr
 # Pool options that change how fast a call runs, never what it returns: left out of the call-cache key.
 # n_parallel (a server's slots) is one of them: each slot keeps its own n_ctx, so a prompt sees the same context.
 # KV reuse, placement and attention kernels likewise (transformers: greedy output is tested equal with and without).
-EXECUTION_ONLY_OPTIONS = {"n_threads", "timeout_s", "api_key_env", "n_parallel", "retries", "base_url", "kv_reuse",
-                          "kv_cache_entries", "device_map", "max_memory", "device", "arch"}
+EXECUTION_ONLY_OPTIONS = {
+    "n_threads",
+    "timeout_s",
+    "api_key_env",
+    "n_parallel",
+    "retries",
+    "base_url",
+    "kv_reuse",
+    "kv_cache_entries",
+    "device_map",
+    "max_memory",
+    "device",
+    "arch",
+}
 
 
 def engine_id(backend: str) -> str:
@@ -67,7 +79,9 @@ class Pool:
         self._loading = threading.Lock()  # one model loads at a time: transformers' loading is not thread-safe
         self._cpu_room = None  # created on first use: the models on this CPU take turns (sale.llm.gate.CpuRoom)
         self.server_log_dir = None  # where servers this pool starts write their logs (the runner: <run dir>/servers)
-        self.placement = placement  # sale.llm.placement.Placement: which device each agent goes to, which load on demand
+        self.placement = (
+            placement  # sale.llm.placement.Placement: which device each agent goes to, which load on demand
+        )
         self._swap_area = None
 
     @classmethod
@@ -91,8 +105,9 @@ class Pool:
                 raise LLMError(f"agent {name!r}: params_b (parameters in billions) is required for pricing")
             params_b = float(spec.pop("params_b"))
             price = spec.pop("price", None)
-            agents.append(AgentSpec(name, backend, params_b, float(price) if price is not None else per_b * params_b,
-                                    spec))
+            agents.append(
+                AgentSpec(name, backend, params_b, float(price) if price is not None else per_b * params_b, spec)
+            )
         return cls(cfg.get("name", "pool"), agents, concurrency, placement)
 
     @property
@@ -119,18 +134,24 @@ class Pool:
                 if name not in self._loaded:
                     limit = agent_limit(spec.backend, self.concurrency)
                     if self.placement is not None:
-                        spec = AgentSpec(spec.name, spec.backend, spec.params_b, spec.price,
-                                         {**spec.options, **self.placement.agent_options(name)})
+                        spec = AgentSpec(
+                            spec.name,
+                            spec.backend,
+                            spec.params_b,
+                            spec.price,
+                            {**spec.options, **self.placement.agent_options(name)},
+                        )
                     if self.placement is not None and name in self.placement.on_demand:
                         from sale.llm.placement import OnDemandLLM, SwapArea
 
-                        self._swap_area = self._swap_area or SwapArea(self.placement.devices[
-                            self.placement.swap_device][0])
-                        llm = OnDemandLLM(name, lambda s=spec: load_backend(s, pool_name=self.name, slots=limit),
-                                          self._swap_area)
+                        self._swap_area = self._swap_area or SwapArea(
+                            self.placement.devices[self.placement.swap_device][0]
+                        )
+                        llm = OnDemandLLM(
+                            name, lambda s=spec: load_backend(s, pool_name=self.name, slots=limit), self._swap_area
+                        )
                     else:
-                        llm = load_backend(spec, pool_name=self.name, slots=limit,
-                                           server_log_dir=self.server_log_dir)
+                        llm = load_backend(spec, pool_name=self.name, slots=limit, server_log_dir=self.server_log_dir)
                     room = None
                     if self.concurrency > 1 and computes_on_this_cpu(spec.backend, spec.options):
                         self._cpu_room = self._cpu_room or CpuRoom()
@@ -187,8 +208,10 @@ def load_backend(spec: AgentSpec, pool_name: str | None = None, slots: int = 1, 
             opts.setdefault("n_parallel", slots)
             return XLlamaCppLLM(spec.name, path, **opts)
         if importlib.util.find_spec("llama_cpp") is None:
-            raise LLMError(f"agent {spec.name!r} uses backend llamacpp, but llama-cpp-python is not installed (an "
-                           "optional extra that compiles llama.cpp): run `make llamacpp`, or use pool=cpu (xllamacpp)")
+            raise LLMError(
+                f"agent {spec.name!r} uses backend llamacpp, but llama-cpp-python is not installed (an "
+                "optional extra that compiles llama.cpp): run `make llamacpp`, or use pool=cpu (xllamacpp)"
+            )
         from sale.llm.llamacpp import LlamaCppLLM
 
         return LlamaCppLLM(spec.name, path, **opts)
@@ -201,8 +224,9 @@ def load_backend(spec: AgentSpec, pool_name: str | None = None, slots: int = 1, 
 
             asset = opts.pop("asset")
             # a GGUF file runs from its converted checkpoint; a tiny test model is a checkpoint already
-            opts["model"] = verified_asset(asset, pool_name) if asset.startswith("tiny:") else hf_checkpoint(asset,
-                                                                                                           pool_name)
+            opts["model"] = (
+                verified_asset(asset, pool_name) if asset.startswith("tiny:") else hf_checkpoint(asset, pool_name)
+            )
         return TransformersLLM(spec.name, **opts)
     from sale.llm.openai_compat import OpenAICompatLLM
 
@@ -214,8 +238,9 @@ def load_backend(spec: AgentSpec, pool_name: str | None = None, slots: int = 1, 
 
     serve = dict(serve)
     path = verified_asset(serve.pop("asset"), pool_name) if "asset" in serve else serve.pop("model_path", None)
-    server = LocalServer(spec.name, path, n_parallel=int(serve.pop("n_parallel", slots)),
-                         log_dir=server_log_dir, **serve).start()
+    server = LocalServer(
+        spec.name, path, n_parallel=int(serve.pop("n_parallel", slots)), log_dir=server_log_dir, **serve
+    ).start()
     opts.setdefault("model", spec.name)
     try:
         return OpenAICompatLLM(spec.name, base_url=server.base_url, server=server, **opts)

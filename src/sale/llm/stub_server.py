@@ -62,10 +62,16 @@ class StubHandler(BaseHTTPRequestHandler):
             content = REPLY
             if fault.get("replies"):
                 content = fault["replies"][(n - 1) % len(fault["replies"])]
-            steps = [{"token": t, "logprob": -0.05, "top_logprobs": [{"token": t, "logprob": -0.05}]}
-                     for t in (("Action", ":", " answer", "[", "stub", "]") if content == REPLY else content.split())]
-        choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop",
-                  "logprobs": {"content": steps}}
+            steps = [
+                {"token": t, "logprob": -0.05, "top_logprobs": [{"token": t, "logprob": -0.05}]}
+                for t in (("Action", ":", " answer", "[", "stub", "]") if content == REPLY else content.split())
+            ]
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": content},
+            "finish_reason": "stop",
+            "logprobs": {"content": steps},
+        }
         if fault.get("no_logprobs"):
             del choice["logprobs"]
         self._send(200, {"choices": [choice], "usage": {"prompt_tokens": 100, "completion_tokens": len(steps)}})
@@ -90,8 +96,9 @@ class StubServer(ThreadingHTTPServer):
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m sale.llm.stub_server", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m sale.llm.stub_server", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--delay-s", type=float, default=0.2, help="seconds before each answer")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--url-file", default=None)

@@ -20,8 +20,18 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from sale.llm.base import (THINK_CLOSE, Generation, LLMError, Message, OptionScores, entropy_from_logits,
-                           option_probs_from_logits, split_thinking, strip_at_stop)
+from sale.llm.base import (
+    THINK_CLOSE,
+    Generation,
+    LLMError,
+    Message,
+    OptionScores,
+    entropy_from_logits,
+    option_probs_from_logits,
+    split_thinking,
+    strip_at_stop,
+)
+
 
 def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
@@ -54,9 +64,12 @@ def resolved_identity(options: dict) -> dict:
     kwargs = dict(options.get("chat_template_kwargs") or {})
     if options.get("enable_thinking") is not None:
         kwargs["enable_thinking"] = bool(options["enable_thinking"])
-    return {"dtype": dtype, "device_type": "cuda" if on_gpu else "cpu",
-            "attn": options.get("attn_implementation") or ("sdpa" if on_gpu else None),
-            "chat_template_kwargs": kwargs}
+    return {
+        "dtype": dtype,
+        "device_type": "cuda" if on_gpu else "cpu",
+        "attn": options.get("attn_implementation") or ("sdpa" if on_gpu else None),
+        "chat_template_kwargs": kwargs,
+    }
 
 
 class _StopAfterThinking:
@@ -71,22 +84,33 @@ class _StopAfterThinking:
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        new = input_ids[0, self.prompt_len:]
+        new = input_ids[0, self.prompt_len :]
         if self.think_close_id is not None:
             close = (new == self.think_close_id).nonzero()
             if len(close):
-                new = new[int(close[-1, 0]) + 1:]
+                new = new[int(close[-1, 0]) + 1 :]
             else:
                 return torch.tensor([False], device=input_ids.device)
-        text = self.tokenizer.decode(new[-self.tail:], skip_special_tokens=True)
+        text = self.tokenizer.decode(new[-self.tail :], skip_special_tokens=True)
         return torch.tensor([any(s in text for s in self.stops)], device=input_ids.device)
 
 
 class TransformersLLM:
-    def __init__(self, name: str, model: str | Path, gguf_file: str | None = None, dtype: str = "auto",
-                 device: str = "auto", device_map: str | dict | None = None, max_memory: dict | None = None,
-                 attn_implementation: str | None = None, chat_template_kwargs: dict | None = None,
-                 enable_thinking: bool | None = None, kv_reuse: bool = True, kv_cache_entries: int = 4):
+    def __init__(
+        self,
+        name: str,
+        model: str | Path,
+        gguf_file: str | None = None,
+        dtype: str = "auto",
+        device: str = "auto",
+        device_map: str | dict | None = None,
+        max_memory: dict | None = None,
+        attn_implementation: str | None = None,
+        chat_template_kwargs: dict | None = None,
+        enable_thinking: bool | None = None,
+        kv_reuse: bool = True,
+        kv_cache_entries: int = 4,
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -119,8 +143,7 @@ class TransformersLLM:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model), **kwargs)
             self.model = AutoModelForCausalLM.from_pretrained(str(model), **load)
         except (OSError, ValueError) as e:
-            raise LLMError(f"transformers could not load {model!r}"
-                           f"{' / ' + gguf_file if gguf_file else ''}: {e}") from e
+            raise LLMError(f"transformers could not load {model!r}{' / ' + gguf_file if gguf_file else ''}: {e}") from e
         if device_map is None:
             self.model.to(device)
         self.model.eval()
@@ -129,8 +152,9 @@ class TransformersLLM:
             raise LLMError(f"{model} has no chat template")
         vocab = self.tokenizer.get_vocab()
         self.think_close_id = vocab.get(THINK_CLOSE)
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None \
-            else self.tokenizer.eos_token_id
+        self.pad_id = (
+            self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        )
         self.kv_hits = 0  # prompt tokens served from a kept cache (for benchmarks)
 
     @property
@@ -138,8 +162,9 @@ class TransformersLLM:
         return bool(self.chat_template_kwargs.get("enable_thinking", False)) and self.think_close_id is not None
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
-        enc = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True,
-                                                 return_dict=True, **self.chat_template_kwargs)
+        enc = self.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, tokenize=True, return_dict=True, **self.chat_template_kwargs
+        )
         return list(enc["input_ids"])
 
     # --------------------------------------------------------------------------------------------- KV reuse
@@ -165,15 +190,21 @@ class TransformersLLM:
             return
         n = cache.get_seq_length()
         self._kv.insert(0, (list(ids[:n]), cache))
-        del self._kv[self.kv_cache_entries:]
+        del self._kv[self.kv_cache_entries :]
 
     def clear_cache(self) -> None:
         self._kv.clear()
 
     # ------------------------------------------------------------------------------------------- generation
 
-    def generate(self, messages: Sequence[Message], max_tokens: int = 256, stop: Sequence[str] | None = None,
-                 temperature: float = 0.0, seed: int = 0) -> Generation:
+    def generate(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int = 256,
+        stop: Sequence[str] | None = None,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> Generation:
         torch = self.torch
         prompt = self.prompt_ids(messages)
         ids = torch.tensor([prompt], device=self.device)
@@ -184,18 +215,29 @@ class TransformersLLM:
         if stop:
             from transformers import StoppingCriteriaList
 
-            criteria = StoppingCriteriaList([_StopAfterThinking(self.tokenizer, stop, len(prompt),
-                                                                self.think_close_id if self.thinking else None)])
+            criteria = StoppingCriteriaList(
+                [_StopAfterThinking(self.tokenizer, stop, len(prompt), self.think_close_id if self.thinking else None)]
+            )
         t0 = time.perf_counter()
         with torch.no_grad():
             out = self.model.generate(
-                ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens, output_logits=True,
-                return_dict_in_generate=True, pad_token_id=self.pad_id, cache=cache, use_cache=True,
-                stopping_criteria=criteria, top_p=None, top_k=None, **sampling)
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=max_tokens,
+                output_logits=True,
+                return_dict_in_generate=True,
+                pad_token_id=self.pad_id,
+                cache=cache,
+                use_cache=True,
+                stopping_criteria=criteria,
+                top_p=None,
+                top_k=None,
+                **sampling,
+            )
         latency = time.perf_counter() - t0
         sequence = out.sequences[0]
         self._keep_cache(sequence.tolist(), out.cache)
-        new = sequence[len(prompt):]
+        new = sequence[len(prompt) :]
         eos = self.tokenizer.eos_token_id
         n_new, finish = len(new), "length"
         if eos is not None and (new == eos).any():
@@ -213,16 +255,24 @@ class TransformersLLM:
         if stopped:
             finish = "stop"
         tokens = [self.tokenizer.decode([t]) for t in new[visible_from:].tolist()]
-        return Generation(text=text, prompt_tokens=len(prompt), completion_tokens=n_new,
-                          entropies=entropies[visible_from:], latency_s=latency, finish_reason=finish, tokens=tokens)
+        return Generation(
+            text=text,
+            prompt_tokens=len(prompt),
+            completion_tokens=n_new,
+            entropies=entropies[visible_from:],
+            latency_s=latency,
+            finish_reason=finish,
+            tokens=tokens,
+        )
 
     # ------------------------------------------------------------------------------------------------- jury
 
     def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:
         return self.score_options_batch([messages], options)[0]
 
-    def score_options_batch(self, messages_list: Sequence[Sequence[Message]],
-                            options: Sequence[str]) -> list[OptionScores]:
+    def score_options_batch(
+        self, messages_list: Sequence[Sequence[Message]], options: Sequence[str]
+    ) -> list[OptionScores]:
         """One OptionScores per prompt, from one forward pass over their shared prefix and one over the batch of
         their suffixes. Each is charged its whole prompt by the ledger, as an API would charge it."""
         torch = self.torch
@@ -231,7 +281,7 @@ class TransformersLLM:
         shared = shared_prefix_len(prompts)
         t0 = time.perf_counter()
         with torch.no_grad():
-            cache, n = self._take_cache(prompts[0][:shared + 1]) if shared > 0 else (None, 0)
+            cache, n = self._take_cache(prompts[0][: shared + 1]) if shared > 0 else (None, 0)
             if len(prompts) > 1 or cache is not None:
                 cache = self._prefix_cache(prompts[0][:shared], cache, n)
                 if self.kv_reuse:  # the shared prefix stays for the next batch on the same task
@@ -247,15 +297,18 @@ class TransformersLLM:
             mask = torch.zeros((len(prompts), start + width), dtype=torch.long, device=self.device)
             mask[:, :start] = 1
             for i, s in enumerate(suffixes):
-                batch[i, :len(s)] = torch.tensor(s, device=self.device)
-                mask[i, start:start + len(s)] = 1
+                batch[i, : len(s)] = torch.tensor(s, device=self.device)
+                mask[i, start : start + len(s)] = 1
             if cache is not None:
                 cache.batch_repeat_interleave(len(prompts))
             positions = torch.arange(start, start + width, device=self.device).expand(len(prompts), -1)
-            hidden = self.model.base_model(input_ids=batch, attention_mask=mask, cache=cache,
-                                           position_ids=positions, use_cache=cache is not None).last_hidden_state
-            last = hidden[torch.arange(len(prompts), device=hidden.device),
-                          torch.tensor([len(s) - 1 for s in suffixes], device=hidden.device)]
+            hidden = self.model.base_model(
+                input_ids=batch, attention_mask=mask, cache=cache, position_ids=positions, use_cache=cache is not None
+            ).last_hidden_state
+            last = hidden[
+                torch.arange(len(prompts), device=hidden.device),
+                torch.tensor([len(s) - 1 for s in suffixes], device=hidden.device),
+            ]
             logits = self.model.get_output_embeddings()(last).float().cpu().numpy()
             if start and self.kv_reuse:
                 self._keep_cache(prompts[0][:start], kept)
@@ -263,8 +316,11 @@ class TransformersLLM:
         out = []
         for p, row in zip(prompts, logits):
             probs, mass = option_probs_from_logits(row, option_ids)
-            out.append(OptionScores(options=list(options), probs=probs, prompt_tokens=len(p), latency_s=latency,
-                                    option_mass=mass))
+            out.append(
+                OptionScores(
+                    options=list(options), probs=probs, prompt_tokens=len(p), latency_s=latency, option_mass=mass
+                )
+            )
         return out
 
     def _prefix_cache(self, prefix: list[int], cache, cached: int):

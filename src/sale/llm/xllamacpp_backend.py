@@ -19,14 +19,28 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from sale.llm.base import (Generation, LLMError, Message, OptionScores, check_entropy_estimator,
-                           generation_from_chat_completion, option_scores_from_chat_completions)
+from sale.llm.base import (
+    Generation,
+    LLMError,
+    Message,
+    OptionScores,
+    check_entropy_estimator,
+    generation_from_chat_completion,
+    option_scores_from_chat_completions,
+)
 
 WHOLE_VOCABULARY = 1 << 20  # more log-probabilities than any vocabulary has: llama.cpp then returns them all
 
 
-def server_params(model_path: str | Path, n_ctx: int = 8192, n_threads: int | None = None, n_batch: int = 512,
-                  n_parallel: int = 1, seed: int = 0, port: int = 0):
+def server_params(
+    model_path: str | Path,
+    n_ctx: int = 8192,
+    n_threads: int | None = None,
+    n_batch: int = 512,
+    n_parallel: int = 1,
+    seed: int = 0,
+    port: int = 0,
+):
     """llama.cpp server parameters, shared by the in-process engine and the served one (sale.llm.local_server)."""
     import xllamacpp
 
@@ -49,16 +63,27 @@ def server_params(model_path: str | Path, n_ctx: int = 8192, n_threads: int | No
 class XLlamaCppLLM:
     engine = "xllamacpp"
 
-    def __init__(self, name: str, model_path: str | Path, n_ctx: int = 8192, n_threads: int | None = None,
-                 n_batch: int = 512, n_parallel: int = 1, top_logprobs: int = 200, option_top_logprobs: int = 1000,
-                 entropy_estimator: str = "tail_bound", seed: int = 0):
+    def __init__(
+        self,
+        name: str,
+        model_path: str | Path,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        n_parallel: int = 1,
+        top_logprobs: int = 200,
+        option_top_logprobs: int = 1000,
+        entropy_estimator: str = "tail_bound",
+        seed: int = 0,
+    ):
         self.name = name
         self.model_path = Path(model_path)
         self.top_logprobs = int(top_logprobs)
         self.option_top_logprobs = int(option_top_logprobs)
         self.entropy_estimator = check_entropy_estimator(name, entropy_estimator)
-        params = server_params(model_path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, n_parallel=n_parallel,
-                               seed=seed)
+        params = server_params(
+            model_path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, n_parallel=n_parallel, seed=seed
+        )
         if not self.model_path.is_file():
             raise LLMError(f"{name}: model file not found: {model_path}")
         try:
@@ -79,15 +104,27 @@ class XLlamaCppLLM:
         out = self.server.handle_chat_completions(request)
         if "error" in out:
             err = out["error"]
-            raise LLMError(f"{self.name}: llama.cpp refused the call ({err.get('type', 'error')}): "
-                           f"{err.get('message', err)}")
+            raise LLMError(
+                f"{self.name}: llama.cpp refused the call ({err.get('type', 'error')}): {err.get('message', err)}"
+            )
         return out
 
-    def generate(self, messages: Sequence[Message], max_tokens: int = 256, stop: Sequence[str] | None = None,
-                 temperature: float = 0.0, seed: int = 0) -> Generation:
+    def generate(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int = 256,
+        stop: Sequence[str] | None = None,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> Generation:
         t0 = time.perf_counter()
-        body = {"max_tokens": int(max_tokens), "temperature": float(temperature), "seed": int(seed),
-                "logprobs": True, "top_logprobs": self.top_logprobs}
+        body = {
+            "max_tokens": int(max_tokens),
+            "temperature": float(temperature),
+            "seed": int(seed),
+            "logprobs": True,
+            "top_logprobs": self.top_logprobs,
+        }
         if stop:
             body["stop"] = list(stop)
         out = self.chat(messages, **body)
@@ -98,7 +135,11 @@ class XLlamaCppLLM:
         try:
             return option_scores_from_chat_completions(
                 lambda k: self.chat(messages, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=k),
-                options, self.option_top_logprobs, WHOLE_VOCABULARY, t0)
+                options,
+                self.option_top_logprobs,
+                WHOLE_VOCABULARY,
+                t0,
+            )
         except LLMError as e:
             raise LLMError(f"{self.name}: {e}") from e
 

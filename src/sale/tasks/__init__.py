@@ -16,8 +16,8 @@ universe by universe in generator order). Shuffling into task orders is the call
 from __future__ import annotations
 
 import warnings
-from collections import Counter
 import zlib
+from collections import Counter
 
 import numpy as np
 
@@ -47,7 +47,9 @@ def sample_per_bin(tasks: list[Task], per_bin: int, seed: int, source: str) -> l
     for b in sorted({t.bin for t in tasks}):
         members = [i for i, t in enumerate(tasks) if t.bin == b]
         if per_bin > len(members):
-            warnings.warn(f"{source} bin {b}: per_bin={per_bin} but only {len(members)} tasks; taking all", stacklevel=3)
+            warnings.warn(
+                f"{source} bin {b}: per_bin={per_bin} but only {len(members)} tasks; taking all", stacklevel=3
+            )
             keep.update(members)
             continue
         rng = np.random.default_rng([seed, b, zlib.crc32(source.encode())])

@@ -94,7 +94,9 @@ def build_table(universes: dict[str, str]) -> tuple[list[dict], list[float]]:
     for universe in universes:
         counts = [sum(r["universe"] == universe and r["bin"] == b for r in rows) for b in range(1, N_BINS + 1)]
         if min(counts) < MIN_PER_BIN:
-            raise ValueError(f"universe {universe}: bins {counts} have fewer than {MIN_PER_BIN} questions (edges {edges})")
+            raise ValueError(
+                f"universe {universe}: bins {counts} have fewer than {MIN_PER_BIN} questions (edges {edges})"
+            )
     return rows, edges
 
 

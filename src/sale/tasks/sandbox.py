@@ -173,11 +173,23 @@ def _run(code, mode, timeout_s, memory_mb, max_processes, max_output_chars, stdi
             "caller_pid": os.getpid(),
         }
         launcher = [sys.executable, "-I", "-S", os.path.abspath(__file__), json.dumps(config)]
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": workdir,
+            "TMPDIR": workdir,
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+        }
         stdout_path, stderr_path = os.path.join(run_root, "stdout"), os.path.join(run_root, "stderr")
-        with open(os.path.join(run_root, "stdin"), "rb") as fin, open(stdout_path, "wb") as fout, open(stderr_path, "wb") as ferr:
+        with (
+            open(os.path.join(run_root, "stdin"), "rb") as fin,
+            open(stdout_path, "wb") as fout,
+            open(stderr_path, "wb") as ferr,
+        ):
             start = time.monotonic()
-            proc = subprocess.Popen(launcher, cwd=workdir, env=env, stdin=fin, stdout=fout, stderr=ferr, start_new_session=True)
+            proc = subprocess.Popen(
+                launcher, cwd=workdir, env=env, stdin=fin, stdout=fout, stderr=ferr, start_new_session=True
+            )
             timed_out = _wait_then_kill_all(proc, timeout_s, uid)
             wall_s = time.monotonic() - start
         stdout, stdout_cut = _read_capped(stdout_path, max_output_chars)
@@ -320,7 +332,11 @@ def _check(ret: int) -> None:
 
 
 def _prctl(option: int, arg2: int, arg3: int = 0) -> None:
-    _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(0), ctypes.c_ulong(0)))
+    _check(
+        _libc.prctl(
+            ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(0), ctypes.c_ulong(0)
+        )
+    )
 
 
 def _unshare(flags: int) -> None:
@@ -333,7 +349,12 @@ def _write_file(path: str, text: str) -> None:
 
 
 class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64), ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
 
 
 def _mount_setattr(path: str, flags: int, attr_set: int, attr_clr: int) -> None:

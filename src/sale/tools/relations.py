@@ -29,11 +29,21 @@ from sale.tasks.phantomwiki import read_articles
 ATTRIBUTES = ("date of birth", "occupation", "hobby", "gender")
 LINE = "^The (.+) of {person} (?:is|are) (.+)\\.$"  # a fact line of the article about {person}
 # Irregular and compound plurals; other plurals drop a final "s".
-PLURALS = {"children": "child", "grandchildren": "grandchild", "great-grandchildren": "great-grandchild",
-           "wives": "wife", "people": "person", "parents-in-law": "parent-in-law", "sons-in-law": "son-in-law",
-           "daughters-in-law": "daughter-in-law", "mothers-in-law": "mother-in-law",
-           "fathers-in-law": "father-in-law", "sisters-in-law": "sister-in-law",
-           "brothers-in-law": "brother-in-law", "first cousins once removed": "first cousin once removed"}
+PLURALS = {
+    "children": "child",
+    "grandchildren": "grandchild",
+    "great-grandchildren": "great-grandchild",
+    "wives": "wife",
+    "people": "person",
+    "parents-in-law": "parent-in-law",
+    "sons-in-law": "son-in-law",
+    "daughters-in-law": "daughter-in-law",
+    "mothers-in-law": "mother-in-law",
+    "fathers-in-law": "father-in-law",
+    "sisters-in-law": "sister-in-law",
+    "brothers-in-law": "brother-in-law",
+    "first cousins once removed": "first cousin once removed",
+}
 
 
 def singular(word: str) -> str:
@@ -169,8 +179,9 @@ class FamilyGraph:
             "cousin": lambda: self.cousins(x),
             "female cousin": lambda: f(self.cousins(x)),
             "male cousin": lambda: m(self.cousins(x)),
-            "second cousin": lambda: step(self.parents[x], lambda a: step(self.cousins(a),
-                                                                          lambda b: self.children[b])) - {x},
+            "second cousin": lambda: (
+                step(self.parents[x], lambda a: step(self.cousins(a), lambda b: self.children[b])) - {x}
+            ),
             "female first cousin once removed": lambda: step(self.cousins(x), lambda a: f(self.children[a])) - {x},
             "male first cousin once removed": lambda: step(self.cousins(x), lambda a: m(self.children[a])) - {x},
             "first cousin once removed": lambda: step(self.cousins(x), lambda a: self.children[a]) - {x},
@@ -201,41 +212,59 @@ class FamilyGraph:
         """Answer `<relation or attribute> of <Name>[, <Name> ...]` or `person whose <attribute> is <value>`."""
         q = " ".join(query.strip().strip("\"'`").rstrip("?.").split())
         q = re.sub(r"^(the|a|an)\s+", "", q, flags=re.IGNORECASE)
-        m = (re.match(r"^(?:person|people)\s+(?:whose|with)\s+(.+?)\s+(?:is|are|=)\s+(.+)$", q, re.IGNORECASE)
-             or re.match(r"^(date of birth|occupation|hobby|gender)\s+(?:is|=)\s+(.+)$", q, re.IGNORECASE))
+        m = re.match(
+            r"^(?:person|people)\s+(?:whose|with)\s+(.+?)\s+(?:is|are|=)\s+(.+)$", q, re.IGNORECASE
+        ) or re.match(r"^(date of birth|occupation|hobby|gender)\s+(?:is|=)\s+(.+)$", q, re.IGNORECASE)
         if m:
             attr, value = singular(m.group(1)), m.group(2).strip().strip("\"'`").lower()
             if attr not in ATTRIBUTES:
                 return Lookup(f"Unknown attribute {m.group(1)!r}. Attributes: {', '.join(ATTRIBUTES)}.")
             found = [p for p in self.people if self.attrs[p].get(attr, "").lower() == value]
-            text = (f"The person whose {attr} is {m.group(2).strip()}: {', '.join(found)}." if found
-                    else f"Nobody has {attr} {m.group(2).strip()!r}. Try search[{m.group(2).strip()}].")
+            text = (
+                f"The person whose {attr} is {m.group(2).strip()}: {', '.join(found)}."
+                if found
+                else f"Nobody has {attr} {m.group(2).strip()!r}. Try search[{m.group(2).strip()}]."
+            )
             return Lookup(text, kind="whose", relation=attr, value=value, found=found)
-        m = (re.match(r"^(date of birth|birth date)\s+of\s+(.+)$", q, re.IGNORECASE)
-             or re.match(r"^(.+?)\s+of\s+(.+)$", q, re.IGNORECASE))
+        m = re.match(r"^(date of birth|birth date)\s+of\s+(.+)$", q, re.IGNORECASE) or re.match(
+            r"^(.+?)\s+of\s+(.+)$", q, re.IGNORECASE
+        )
         if not m:
-            return Lookup("Write lookup[<relation> of <Name>], e.g. lookup[mother of Ann Lee], or "
-                          "lookup[person whose hobby is chess].")
+            return Lookup(
+                "Write lookup[<relation> of <Name>], e.g. lookup[mother of Ann Lee], or "
+                "lookup[person whose hobby is chess]."
+            )
         rel = singular(re.sub(r"^(the|a|an)\s+", "", m.group(1), flags=re.IGNORECASE))
         rel = "date of birth" if rel in ("birth date", "birthday", "date") else rel
         target = m.group(2)
         if re.search(r"\bof\b", target.replace("date of birth", "")) or re.search(r"\bwhose\b", target):
             # A chain of relations: resolve its innermost one only (one hop per lookup), and say so.
             m_whose = re.search(r"(?:person|people)\s+whose\s+.+$", q, re.IGNORECASE)
-            m_last = re.search(r"([a-z][a-z\- ]*?)\s+of\s+((?:(?!\bof\b).)+)$",
-                               q.replace("date of birth", "date_of_birth"), re.IGNORECASE)
-            inner = (m_whose.group(0) if m_whose else
-                     re.sub(r"^(?:.*\s)?the\s+", "", m_last.group(0).replace("date_of_birth", "date of birth"))
-                     if m_last else "")
+            m_last = re.search(
+                r"([a-z][a-z\- ]*?)\s+of\s+((?:(?!\bof\b).)+)$",
+                q.replace("date of birth", "date_of_birth"),
+                re.IGNORECASE,
+            )
+            inner = (
+                m_whose.group(0)
+                if m_whose
+                else re.sub(r"^(?:.*\s)?the\s+", "", m_last.group(0).replace("date_of_birth", "date of birth"))
+                if m_last
+                else ""
+            )
             if not inner.strip() or len(inner.strip()) >= len(q):  # no inner hop to resolve: never recurse on itself
-                return Lookup(f"Cannot read {query.strip()!r} as a chain of relations. Write lookup[<relation> of "
-                              "<Name>], e.g. lookup[mother of Ann Lee], or lookup[person whose hobby is chess].")
+                return Lookup(
+                    f"Cannot read {query.strip()!r} as a chain of relations. Write lookup[<relation> of "
+                    "<Name>], e.g. lookup[mother of Ann Lee], or lookup[person whose hobby is chess]."
+                )
             result = self.query(inner)
             result.text = f"(One relation per lookup: this resolved {inner} only.)\n" + result.text
             return result
         if rel not in ATTRIBUTES and rel not in self.RELATIONS:
-            return Lookup(f"Unknown relation {m.group(1)!r}. Relations: {', '.join(self.RELATIONS)}; "
-                          f"attributes: {', '.join(ATTRIBUTES)}.")
+            return Lookup(
+                f"Unknown relation {m.group(1)!r}. Relations: {', '.join(self.RELATIONS)}; "
+                f"attributes: {', '.join(ATTRIBUTES)}."
+            )
         names = [n.strip() for n in re.split(r",|;|\band\b", target) if n.strip()]
         lines, people, found = [], [], []
         for raw in names:
@@ -252,8 +281,14 @@ class FamilyGraph:
             got = sorted(self.relation(p, rel))
             lines.append(f"The {rel} of {p}: {', '.join(got)} ({len(got)})." if got else f"{p} has no {rel} (0).")
             found += [g for g in got if g not in found]
-        return Lookup("\n".join(lines), kind="relation", relation=rel, people=people,
-                      found=found, all_known=len(people) == len(names))
+        return Lookup(
+            "\n".join(lines),
+            kind="relation",
+            relation=rel,
+            people=people,
+            found=found,
+            all_known=len(people) == len(names),
+        )
 
 
 @dataclass
@@ -270,13 +305,54 @@ class Lookup:
 
 
 FamilyGraph.RELATIONS = (
-    "parent", "mother", "father", "child", "son", "daughter", "sibling", "sister", "brother", "spouse", "wife",
-    "husband", "friend", "grandparent", "grandmother", "grandfather", "grandchild", "granddaughter", "grandson",
-    "great-grandparent", "great-grandmother", "great-grandfather", "great-grandchild", "great-granddaughter",
-    "great-grandson", "aunt", "uncle", "great-aunt", "great-uncle", "second aunt", "second uncle", "niece",
-    "nephew", "cousin", "female cousin", "male cousin", "female second cousin", "male second cousin",
-    "female first cousin once removed", "male first cousin once removed", "parent-in-law", "mother-in-law",
-    "father-in-law", "son-in-law", "daughter-in-law", "sister-in-law", "brother-in-law")
+    "parent",
+    "mother",
+    "father",
+    "child",
+    "son",
+    "daughter",
+    "sibling",
+    "sister",
+    "brother",
+    "spouse",
+    "wife",
+    "husband",
+    "friend",
+    "grandparent",
+    "grandmother",
+    "grandfather",
+    "grandchild",
+    "granddaughter",
+    "grandson",
+    "great-grandparent",
+    "great-grandmother",
+    "great-grandfather",
+    "great-grandchild",
+    "great-granddaughter",
+    "great-grandson",
+    "aunt",
+    "uncle",
+    "great-aunt",
+    "great-uncle",
+    "second aunt",
+    "second uncle",
+    "niece",
+    "nephew",
+    "cousin",
+    "female cousin",
+    "male cousin",
+    "female second cousin",
+    "male second cousin",
+    "female first cousin once removed",
+    "male first cousin once removed",
+    "parent-in-law",
+    "mother-in-law",
+    "father-in-law",
+    "son-in-law",
+    "daughter-in-law",
+    "sister-in-law",
+    "brother-in-law",
+)
 
 
 NAME = r"[A-Z][a-z]+(?: [A-Z][a-z]+)+"
@@ -321,8 +397,9 @@ class Chain:
                 return None
             whose, anchor, anchor_text = None, [m.group(1)], m.group(1)
         rest = body[: m.start()].replace("date of birth", "date_of_birth")
-        relations = [r.strip().replace("date_of_birth", "date of birth") for r in re.split(r"\bof\b", rest)
-                     if r.strip()]
+        relations = [
+            r.strip().replace("date_of_birth", "date of birth") for r in re.split(r"\bof\b", rest) if r.strip()
+        ]
         relations = [re.sub(r"^the\s+", "", r) for r in relations]
         anchor_text = re.sub(r"^of ", "", anchor_text)
         return cls(head, relations, anchor_text, anchor, whose, tail, count)
@@ -353,8 +430,11 @@ class Chain:
         if self.done:
             return "nothing: answer with the number(s) in parentheses from the last lookup."
         if not self.relations and self.anchor is not None and not self.count:
-            return ("nothing: answer with the " + ("value" if self.head.startswith("What") else "names")
-                    + " from the last lookup.")
+            return (
+                "nothing: answer with the "
+                + ("value" if self.head.startswith("What") else "names")
+                + " from the last lookup."
+            )
         target = self.anchor_text if self.anchor is None else (", ".join(self.anchor) or "nobody")
         chain = "".join(f"the {r} of " for r in self.relations)
         return f"{self.head} {chain}{target}{self.tail}"
