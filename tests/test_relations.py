@@ -6,8 +6,9 @@ gives PhantomWiki's gold answers for all 461 train questions. (Only the train un
 
 import re
 
+from sale.agents.searcher import Chain
 from sale.tasks.phantomwiki import read_questions
-from sale.tools.relations import Chain, FamilyGraph, singular
+from sale.tools.relations import FamilyGraph, singular
 
 TRAIN = FamilyGraph.from_universe("train")
 

@@ -17,7 +17,7 @@ The progress note (`progress`, on by default): after every observation the agent
 question with the part its own lookups have resolved replaced by the people they led to ("Who is the mother of
 the nephew of Carl Peace?" after lookup[nephew of Carl Peace] reads "Who is the mother of Cleveland Fite, Hyman
 Fite?"). It moves only when a lookup asks the innermost relation for exactly the people it names
-(sale.tools.relations.Chain), so it is a scratchpad of the agent's work, not a solver: small models otherwise
+(Chain, below), so it is a scratchpad of the agent's work, not a solver: small models otherwise
 lose their place in a chain of nine relations or carry one name of several.
 
 What the result records besides the answer: `turns`, `malformed` (replies without a usable action, repeats
@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 
 from sale.agents import AgentResult
-from sale.tools.relations import Chain, FamilyGraph
+from sale.tools.relations import FamilyGraph, Lookup, singular
 from sale.tools.search import SearchIndex
 
 log = logging.getLogger(__name__)
@@ -213,3 +214,91 @@ def run_searcher(
         tool_actions=tool_actions,
         forced=forced,
     )
+
+
+# ------------------------------------------------------------------ the progress note
+
+
+NAME = r"[A-Z][a-z]+(?: [A-Z][a-z]+)+"
+
+
+@dataclass
+class Chain:
+    """What is left of a question as the agent resolves it, innermost relation first (the progress note).
+
+    "Who is the mother of the nephew of Carl Peace?" after lookup[nephew of Carl Peace] (-> A, B) reads
+    "Who is the mother of A, B?". The note only records the agent's own lookups: a lookup advances it when it asks
+    the question's innermost relation for exactly the people the note names (or, for "the person whose ...",
+    when it asks for exactly the people with that attribute); any other lookup leaves it unchanged.
+    """
+
+    head: str  # "Who is" | "What is" | "How many grandparents does"
+    relations: list[str]  # outermost first, as the question writes them
+    anchor_text: str  # the innermost person as written: a name, or "the person whose hobby is chess"
+    anchor: list[str] | None  # the people the resolved part leads to; None while "the person whose" is open
+    whose: tuple[str, str] | None  # (attribute, value) of "the person whose ..."
+    tail: str  # "?" or " have?"
+    count: str | None = None  # "How many X": the singular X
+    done: bool = False  # a "How many" question whose count lookup is done
+
+    @classmethod
+    def parse(cls, question: str) -> "Chain | None":
+        q = " ".join(question.split())
+        m = re.match(r"^How many (.+?) does (.+) have\?$", q)
+        if m:
+            head, body, tail, count = f"How many {m.group(1)} does", m.group(2), " have?", singular(m.group(1))
+        else:
+            m = re.match(r"^(Who|What) is (.+)\?$", q)
+            if not m:
+                return None
+            head, body, tail, count = f"{m.group(1)} is", m.group(2), "?", None
+        m = re.search(r"(?:^|\bof )the person whose (.+?) is (.+)$", body)
+        if m:
+            whose, anchor, anchor_text = (singular(m.group(1)), m.group(2).strip().lower()), None, m.group(0)
+        else:
+            m = re.search(rf"(?:^|\bof )({NAME})$", body)
+            if not m:
+                return None
+            whose, anchor, anchor_text = None, [m.group(1)], m.group(1)
+        rest = body[: m.start()].replace("date of birth", "date_of_birth")
+        relations = [
+            r.strip().replace("date_of_birth", "date of birth") for r in re.split(r"\bof\b", rest) if r.strip()
+        ]
+        relations = [re.sub(r"^the\s+", "", r) for r in relations]
+        anchor_text = re.sub(r"^of ", "", anchor_text)
+        return cls(head, relations, anchor_text, anchor, whose, tail, count)
+
+    def advance(self, lookup: Lookup, graph: FamilyGraph) -> bool:
+        """Move past the innermost relation if `lookup` resolved it; True when it did."""
+        if lookup.kind == "whose" and self.anchor is None and self.whose == (lookup.relation, lookup.value):
+            self.anchor = list(lookup.found)
+            return True
+        if lookup.kind != "relation" or not lookup.all_known or self.done:
+            return False
+        anchor = self.anchor
+        if anchor is None:  # "the person whose ..." skipped by naming its people directly
+            attr, value = self.whose
+            anchor = [p for p in graph.people if graph.attrs[p].get(attr, "").lower() == value]
+        if set(lookup.people) != set(anchor) or not anchor:
+            return False
+        if self.relations and lookup.relation == singular(self.relations[-1]):
+            self.relations.pop()
+            self.anchor = list(lookup.found)
+            return True
+        if not self.relations and self.count and lookup.relation == self.count:
+            self.anchor, self.done = anchor, True
+            return True
+        return False
+
+    def text(self) -> str:
+        if self.done:
+            return "nothing: answer with the number(s) in parentheses from the last lookup."
+        if not self.relations and self.anchor is not None and not self.count:
+            return (
+                "nothing: answer with the "
+                + ("value" if self.head.startswith("What") else "names")
+                + " from the last lookup."
+            )
+        target = self.anchor_text if self.anchor is None else (", ".join(self.anchor) or "nobody")
+        chain = "".join(f"the {r} of " for r in self.relations)
+        return f"{self.head} {chain}{target}{self.tail}"

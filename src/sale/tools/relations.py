@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sale.tasks.phantomwiki import read_articles
@@ -139,66 +140,13 @@ class FamilyGraph:
                 out |= self.children[b]
         return out - {x}
 
+    def second_cousins(self, x: str) -> set[str]:
+        return self._step(self.parents[x], lambda a: self._step(self.cousins(a), lambda b: self.children[b])) - {x}
+
     def relation(self, x: str, rel: str) -> set[str] | None:
         """The people who are the `rel` of x (a singular relation word), or None for a word the tool lacks."""
-        f, m, step = self._female, self._male, self._step
-        base = {
-            "parent": lambda: set(self.parents[x]),
-            "mother": lambda: f(self.parents[x]),
-            "father": lambda: m(self.parents[x]),
-            "child": lambda: set(self.children[x]),
-            "son": lambda: m(self.children[x]),
-            "daughter": lambda: f(self.children[x]),
-            "sibling": lambda: self.siblings(x),
-            "sister": lambda: f(self.siblings(x)),
-            "brother": lambda: m(self.siblings(x)),
-            "spouse": lambda: set(self.spouses[x]),
-            "wife": lambda: f(self.spouses[x]),
-            "husband": lambda: m(self.spouses[x]),
-            "friend": lambda: set(self.friends[x]),
-            "grandparent": lambda: self.grandparents(x),
-            "grandmother": lambda: f(self.grandparents(x)),
-            "grandfather": lambda: m(self.grandparents(x)),
-            "grandchild": lambda: self.grandchildren(x),
-            "granddaughter": lambda: f(self.grandchildren(x)),
-            "grandson": lambda: m(self.grandchildren(x)),
-            "great-grandparent": lambda: self.great_grandparents(x),
-            "great-grandmother": lambda: f(self.great_grandparents(x)),
-            "great-grandfather": lambda: m(self.great_grandparents(x)),
-            "great-grandchild": lambda: self.great_grandchildren(x),
-            "great-granddaughter": lambda: f(self.great_grandchildren(x)),
-            "great-grandson": lambda: m(self.great_grandchildren(x)),
-            "aunt": lambda: step(self.parents[x], lambda a: f(self.siblings(a))),
-            "uncle": lambda: step(self.parents[x], lambda a: m(self.siblings(a))),
-            "great-aunt": lambda: step(self.grandparents(x), lambda a: f(self.siblings(a))),
-            "great-uncle": lambda: step(self.grandparents(x), lambda a: m(self.siblings(a))),
-            "second aunt": lambda: step(self.great_grandparents(x), lambda a: f(self.siblings(a))),
-            "second uncle": lambda: step(self.great_grandparents(x), lambda a: m(self.siblings(a))),
-            "niece": lambda: step(self.siblings(x), lambda a: f(self.children[a])),
-            "nephew": lambda: step(self.siblings(x), lambda a: m(self.children[a])),
-            "cousin": lambda: self.cousins(x),
-            "female cousin": lambda: f(self.cousins(x)),
-            "male cousin": lambda: m(self.cousins(x)),
-            "second cousin": lambda: (
-                step(self.parents[x], lambda a: step(self.cousins(a), lambda b: self.children[b])) - {x}
-            ),
-            "female first cousin once removed": lambda: step(self.cousins(x), lambda a: f(self.children[a])) - {x},
-            "male first cousin once removed": lambda: step(self.cousins(x), lambda a: m(self.children[a])) - {x},
-            "first cousin once removed": lambda: step(self.cousins(x), lambda a: self.children[a]) - {x},
-            "parent-in-law": lambda: step(self.spouses[x], lambda a: self.parents[a]),
-            "mother-in-law": lambda: step(self.spouses[x], lambda a: f(self.parents[a])),
-            "father-in-law": lambda: step(self.spouses[x], lambda a: m(self.parents[a])),
-            "son-in-law": lambda: step(self.children[x], lambda a: m(self.spouses[a])),
-            "daughter-in-law": lambda: step(self.children[x], lambda a: f(self.spouses[a])),
-            "sister-in-law": lambda: step(self.spouses[x], lambda a: f(self.siblings(a))),
-            "brother-in-law": lambda: step(self.spouses[x], lambda a: m(self.siblings(a))),
-        }
-        base["female second cousin"] = lambda: f(base["second cousin"]())
-        base["male second cousin"] = lambda: m(base["second cousin"]())
-        fn = base.get(rel)
-        return None if fn is None else fn()
-
-    RELATIONS: tuple[str, ...] = ()  # filled below: the relation words the tool knows
+        fn = RELATION_TABLE.get(rel)
+        return None if fn is None else fn(self, x)
 
     # ------------------------------------------------------------------ the tool
     def person(self, name: str) -> str | None:
@@ -260,9 +208,9 @@ class FamilyGraph:
             result = self.query(inner)
             result.text = f"(One relation per lookup: this resolved {inner} only.)\n" + result.text
             return result
-        if rel not in ATTRIBUTES and rel not in self.RELATIONS:
+        if rel not in ATTRIBUTES and rel not in RELATION_TABLE:
             return Lookup(
-                f"Unknown relation {m.group(1)!r}. Relations: {', '.join(self.RELATIONS)}; "
+                f"Unknown relation {m.group(1)!r}. Relations: {', '.join(RELATION_TABLE)}; "
                 f"attributes: {', '.join(ATTRIBUTES)}."
             )
         names = [n.strip() for n in re.split(r",|;|\band\b", target) if n.strip()]
@@ -304,137 +252,54 @@ class Lookup:
     all_known: bool = True  # every name asked about is a person of the universe
 
 
-FamilyGraph.RELATIONS = (
-    "parent",
-    "mother",
-    "father",
-    "child",
-    "son",
-    "daughter",
-    "sibling",
-    "sister",
-    "brother",
-    "spouse",
-    "wife",
-    "husband",
-    "friend",
-    "grandparent",
-    "grandmother",
-    "grandfather",
-    "grandchild",
-    "granddaughter",
-    "grandson",
-    "great-grandparent",
-    "great-grandmother",
-    "great-grandfather",
-    "great-grandchild",
-    "great-granddaughter",
-    "great-grandson",
-    "aunt",
-    "uncle",
-    "great-aunt",
-    "great-uncle",
-    "second aunt",
-    "second uncle",
-    "niece",
-    "nephew",
-    "cousin",
-    "female cousin",
-    "male cousin",
-    "female second cousin",
-    "male second cousin",
-    "female first cousin once removed",
-    "male first cousin once removed",
-    "parent-in-law",
-    "mother-in-law",
-    "father-in-law",
-    "son-in-law",
-    "daughter-in-law",
-    "sister-in-law",
-    "brother-in-law",
-)
-
-
-NAME = r"[A-Z][a-z]+(?: [A-Z][a-z]+)+"
-
-
-@dataclass
-class Chain:
-    """What is left of a question as the agent resolves it, innermost relation first (the progress note).
-
-    "Who is the mother of the nephew of Carl Peace?" after lookup[nephew of Carl Peace] (-> A, B) reads
-    "Who is the mother of A, B?". The note only records the agent's own lookups: a lookup advances it when it asks
-    the question's innermost relation for exactly the people the note names (or, for "the person whose ...",
-    when it asks for exactly the people with that attribute); any other lookup leaves it unchanged.
-    """
-
-    head: str  # "Who is" | "What is" | "How many grandparents does"
-    relations: list[str]  # outermost first, as the question writes them
-    anchor_text: str  # the innermost person as written: a name, or "the person whose hobby is chess"
-    anchor: list[str] | None  # the people the resolved part leads to; None while "the person whose" is open
-    whose: tuple[str, str] | None  # (attribute, value) of "the person whose ..."
-    tail: str  # "?" or " have?"
-    count: str | None = None  # "How many X": the singular X
-    done: bool = False  # a "How many" question whose count lookup is done
-
-    @classmethod
-    def parse(cls, question: str) -> "Chain | None":
-        q = " ".join(question.split())
-        m = re.match(r"^How many (.+?) does (.+) have\?$", q)
-        if m:
-            head, body, tail, count = f"How many {m.group(1)} does", m.group(2), " have?", singular(m.group(1))
-        else:
-            m = re.match(r"^(Who|What) is (.+)\?$", q)
-            if not m:
-                return None
-            head, body, tail, count = f"{m.group(1)} is", m.group(2), "?", None
-        m = re.search(r"(?:^|\bof )the person whose (.+?) is (.+)$", body)
-        if m:
-            whose, anchor, anchor_text = (singular(m.group(1)), m.group(2).strip().lower()), None, m.group(0)
-        else:
-            m = re.search(rf"(?:^|\bof )({NAME})$", body)
-            if not m:
-                return None
-            whose, anchor, anchor_text = None, [m.group(1)], m.group(1)
-        rest = body[: m.start()].replace("date of birth", "date_of_birth")
-        relations = [
-            r.strip().replace("date_of_birth", "date of birth") for r in re.split(r"\bof\b", rest) if r.strip()
-        ]
-        relations = [re.sub(r"^the\s+", "", r) for r in relations]
-        anchor_text = re.sub(r"^of ", "", anchor_text)
-        return cls(head, relations, anchor_text, anchor, whose, tail, count)
-
-    def advance(self, lookup: Lookup, graph: FamilyGraph) -> bool:
-        """Move past the innermost relation if `lookup` resolved it; True when it did."""
-        if lookup.kind == "whose" and self.anchor is None and self.whose == (lookup.relation, lookup.value):
-            self.anchor = list(lookup.found)
-            return True
-        if lookup.kind != "relation" or not lookup.all_known or self.done:
-            return False
-        anchor = self.anchor
-        if anchor is None:  # "the person whose ..." skipped by naming its people directly
-            attr, value = self.whose
-            anchor = [p for p in graph.people if graph.attrs[p].get(attr, "").lower() == value]
-        if set(lookup.people) != set(anchor) or not anchor:
-            return False
-        if self.relations and lookup.relation == singular(self.relations[-1]):
-            self.relations.pop()
-            self.anchor = list(lookup.found)
-            return True
-        if not self.relations and self.count and lookup.relation == self.count:
-            self.anchor, self.done = anchor, True
-            return True
-        return False
-
-    def text(self) -> str:
-        if self.done:
-            return "nothing: answer with the number(s) in parentheses from the last lookup."
-        if not self.relations and self.anchor is not None and not self.count:
-            return (
-                "nothing: answer with the "
-                + ("value" if self.head.startswith("What") else "names")
-                + " from the last lookup."
-            )
-        target = self.anchor_text if self.anchor is None else (", ".join(self.anchor) or "nobody")
-        chain = "".join(f"the {r} of " for r in self.relations)
-        return f"{self.head} {chain}{target}{self.tail}"
+# The relation words the lookup tool knows, in the order its error message lists them, each composed from the
+# articles' facts with PhantomWiki's rules.
+RELATION_TABLE: dict[str, Callable[[FamilyGraph, str], set[str]]] = {
+    "parent": lambda g, x: set(g.parents[x]),
+    "mother": lambda g, x: g._female(g.parents[x]),
+    "father": lambda g, x: g._male(g.parents[x]),
+    "child": lambda g, x: set(g.children[x]),
+    "son": lambda g, x: g._male(g.children[x]),
+    "daughter": lambda g, x: g._female(g.children[x]),
+    "sibling": lambda g, x: g.siblings(x),
+    "sister": lambda g, x: g._female(g.siblings(x)),
+    "brother": lambda g, x: g._male(g.siblings(x)),
+    "spouse": lambda g, x: set(g.spouses[x]),
+    "wife": lambda g, x: g._female(g.spouses[x]),
+    "husband": lambda g, x: g._male(g.spouses[x]),
+    "friend": lambda g, x: set(g.friends[x]),
+    "grandparent": lambda g, x: g.grandparents(x),
+    "grandmother": lambda g, x: g._female(g.grandparents(x)),
+    "grandfather": lambda g, x: g._male(g.grandparents(x)),
+    "grandchild": lambda g, x: g.grandchildren(x),
+    "granddaughter": lambda g, x: g._female(g.grandchildren(x)),
+    "grandson": lambda g, x: g._male(g.grandchildren(x)),
+    "great-grandparent": lambda g, x: g.great_grandparents(x),
+    "great-grandmother": lambda g, x: g._female(g.great_grandparents(x)),
+    "great-grandfather": lambda g, x: g._male(g.great_grandparents(x)),
+    "great-grandchild": lambda g, x: g.great_grandchildren(x),
+    "great-granddaughter": lambda g, x: g._female(g.great_grandchildren(x)),
+    "great-grandson": lambda g, x: g._male(g.great_grandchildren(x)),
+    "aunt": lambda g, x: g._step(g.parents[x], lambda a: g._female(g.siblings(a))),
+    "uncle": lambda g, x: g._step(g.parents[x], lambda a: g._male(g.siblings(a))),
+    "great-aunt": lambda g, x: g._step(g.grandparents(x), lambda a: g._female(g.siblings(a))),
+    "great-uncle": lambda g, x: g._step(g.grandparents(x), lambda a: g._male(g.siblings(a))),
+    "second aunt": lambda g, x: g._step(g.great_grandparents(x), lambda a: g._female(g.siblings(a))),
+    "second uncle": lambda g, x: g._step(g.great_grandparents(x), lambda a: g._male(g.siblings(a))),
+    "niece": lambda g, x: g._step(g.siblings(x), lambda a: g._female(g.children[a])),
+    "nephew": lambda g, x: g._step(g.siblings(x), lambda a: g._male(g.children[a])),
+    "cousin": lambda g, x: g.cousins(x),
+    "female cousin": lambda g, x: g._female(g.cousins(x)),
+    "male cousin": lambda g, x: g._male(g.cousins(x)),
+    "female second cousin": lambda g, x: g._female(g.second_cousins(x)),
+    "male second cousin": lambda g, x: g._male(g.second_cousins(x)),
+    "female first cousin once removed": lambda g, x: g._step(g.cousins(x), lambda a: g._female(g.children[a])) - {x},
+    "male first cousin once removed": lambda g, x: g._step(g.cousins(x), lambda a: g._male(g.children[a])) - {x},
+    "parent-in-law": lambda g, x: g._step(g.spouses[x], lambda a: g.parents[a]),
+    "mother-in-law": lambda g, x: g._step(g.spouses[x], lambda a: g._female(g.parents[a])),
+    "father-in-law": lambda g, x: g._step(g.spouses[x], lambda a: g._male(g.parents[a])),
+    "son-in-law": lambda g, x: g._step(g.children[x], lambda a: g._male(g.spouses[a])),
+    "daughter-in-law": lambda g, x: g._step(g.children[x], lambda a: g._female(g.spouses[a])),
+    "sister-in-law": lambda g, x: g._step(g.spouses[x], lambda a: g._female(g.siblings(a))),
+    "brother-in-law": lambda g, x: g._step(g.spouses[x], lambda a: g._male(g.siblings(a))),
+}
