@@ -30,6 +30,7 @@ from __future__ import annotations
 import random
 import sys
 from pathlib import Path
+from typing import cast
 
 import hydra
 import numpy as np
@@ -283,7 +284,12 @@ def train_features(cfg: DictConfig, pool) -> pd.DataFrame:
     all_train = {
         t.id: t
         for t in load_tasks(
-            {**OmegaConf.to_container(cfg.tasks, resolve=True), "split": "train", "per_bin": None, "bins": None}
+            {
+                **cast(dict, OmegaConf.to_container(cfg.tasks, resolve=True)),
+                "split": "train",
+                "per_bin": None,
+                "bins": None,
+            }
         )
     }
     tasks = [all_train[i] for i in sorted(task_ids)]

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from sale.agents import AgentResult
 from sale.tools.relations import FamilyGraph, Lookup, singular
@@ -191,7 +192,7 @@ def run_searcher(
                 break
             tool_actions += 1
             stuck = 0
-            step = {"role": "tool", "tool": tool, "argument": arg}
+            step: dict[str, Any] = {"role": "tool", "tool": tool, "argument": arg}
             try:
                 result = run_tool(tool, arg, universe, search_k, chain)[:MAX_OBSERVATION_CHARS]
             except Exception as exc:  # a tool bug on odd model input costs one turn, not the whole run
@@ -277,6 +278,7 @@ class Chain:
             return False
         anchor = self.anchor
         if anchor is None:  # "the person whose ..." skipped by naming its people directly
+            assert self.whose is not None  # a chain without an anchor is always one of "the person whose ..."
             attr, value = self.whose
             anchor = [p for p in graph.people if graph.attrs[p].get(attr, "").lower() == value]
         if set(lookup.people) != set(anchor) or not anchor:

@@ -288,7 +288,7 @@ def fmt_pct(
     text = f"{100 * p:+.1f}" if signed else f"{100 * p:.1f}"
     if std is not None and not pd.isna(std):
         text += f" ± {100 * std:.1f}"
-    if lo is not None and not pd.isna(lo):
+    if lo is not None and hi is not None and not pd.isna(lo):
         text += f" [{100 * lo:.1f}, {100 * hi:.1f}]"
     return text
 

@@ -105,7 +105,8 @@ def run_streams(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     for f in futures:
-        if not f.cancelled() and f.exception() is not None:
-            raise f.exception()
+        error = None if f.cancelled() else f.exception()
+        if error is not None:
+            raise error
     if interrupted:
         raise Interrupted()

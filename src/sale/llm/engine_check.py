@@ -45,7 +45,7 @@ TIMEOUT_S = 180
 
 def cpu_summary() -> tuple[str, list[str]]:
     """The CPU's model name and which of RELEVANT_FLAGS it announces."""
-    model, flags = platform.processor() or platform.machine(), set()
+    model, flags = platform.processor() or platform.machine(), set[str]()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 import httpx
 
@@ -137,7 +137,7 @@ class OpenAICompatLLM:
         seed: int = 0,
     ) -> Generation:
         t0 = time.perf_counter()
-        params = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
+        params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
         if stop:
             params["stop"] = list(stop)
         data = self._chat(messages, **params)

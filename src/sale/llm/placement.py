@@ -21,6 +21,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from sale import CONF_DIR
 from sale.llm.base import LLMError
@@ -157,7 +158,7 @@ def footprint(agent: str, options: dict, params_b: float, context: int, slots: i
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         kv_per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * dtype_bytes
     except (PlacementError, OSError, ValueError):
-        params = params_b * 1e9  # no config at hand: the pool's params_b, and no KV estimate
+        params = int(params_b * 1e9)  # no config at hand: the pool's params_b, and no KV estimate
         kv_per_token = 0
     return Footprint(agent, params / 1e9, params * dtype_bytes / 1e9, kv_per_token * context * slots / 1e9)
 
@@ -231,15 +232,16 @@ def plan(footprints: dict[str, Footprint], devices: list[tuple[str, float]]) -> 
         big = max(rest, key=lambda a: total[a])
         raise PlacementError(_refusal(big, total[big], devices, max(free)))
     _, resident, packing, swap_dev, swapped = best
+    assert swap_dev is not None or not swapped
     for a, i in packing.items():
         result.where[a] = [i]
     if len(swapped) == 1:  # alone in its area: it never leaves, so it is resident there
-        result.where[swapped[0]] = [swap_dev]
+        result.where[swapped[0]] = [cast(int, swap_dev)]
     elif swapped:
         result.on_demand = swapped
         result.swap_device = swap_dev
         for a in swapped:
-            result.where[a] = [swap_dev]
+            result.where[a] = [cast(int, swap_dev)]
     result.where = {a: result.where[a] for a in footprints}  # the pool's order
     return result
 

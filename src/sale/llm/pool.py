@@ -8,9 +8,14 @@ import importlib.util
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from sale.llm.base import LLM, LLMError
+
+if TYPE_CHECKING:
+    from sale.llm.gate import CpuRoom
+    from sale.llm.placement import SwapArea
 
 BACKENDS = ("xllamacpp", "llamacpp", "transformers", "openai")
 ENGINE_PACKAGES = {"xllamacpp": "xllamacpp", "llamacpp": "llama-cpp-python", "transformers": "transformers"}
@@ -58,7 +63,7 @@ def _plain(node) -> dict:
         from omegaconf import OmegaConf
 
         if OmegaConf.is_config(node):
-            return OmegaConf.to_container(node, resolve=True)
+            return cast(dict, OmegaConf.to_container(node, resolve=True))
     except ImportError:
         pass
     return dict(node)
@@ -77,12 +82,16 @@ class Pool:
         self.concurrency = max(1, int(concurrency))
         self._loaded: dict[str, LLM] = {}
         self._loading = threading.Lock()  # one model loads at a time: transformers' loading is not thread-safe
-        self._cpu_room = None  # created on first use: the models on this CPU take turns (sale.llm.gate.CpuRoom)
-        self.server_log_dir = None  # where servers this pool starts write their logs (the runner: <run dir>/servers)
+        self._cpu_room: CpuRoom | None = (
+            None  # created on first use: the models on this CPU take turns (sale.llm.gate.CpuRoom)
+        )
+        self.server_log_dir: Path | None = (
+            None  # where servers this pool starts write their logs (the runner: <run dir>/servers)
+        )
         self.placement = (
             placement  # sale.llm.placement.Placement: which device each agent goes to, which load on demand
         )
-        self._swap_area = None
+        self._swap_area: SwapArea | None = None
 
     @classmethod
     def from_config(cls, cfg, concurrency: int = 1, gpus: str | None = None) -> "Pool":
@@ -147,7 +156,7 @@ class Pool:
                         self._swap_area = self._swap_area or SwapArea(
                             self.placement.devices[self.placement.swap_device][0]
                         )
-                        llm = OnDemandLLM(
+                        llm: LLM = OnDemandLLM(
                             name, lambda s=spec: load_backend(s, pool_name=self.name, slots=limit), self._swap_area
                         )
                     else:

@@ -93,6 +93,9 @@ class StubHandler(BaseHTTPRequestHandler):
 class StubServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # a benchmark opens up to 64 connections at once
+    delay_s: float = 0.2
+    fault: dict = {}
+    counter: itertools.count
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from sale.llm.base import (
     THINK_CLOSE,
@@ -130,7 +130,7 @@ class TransformersLLM:
         self.attn_implementation = attn_implementation
         self.kv_reuse = bool(kv_reuse)
         self.kv_cache_entries = int(kv_cache_entries)
-        self._kv: list[tuple[list[int], object]] = []  # (token ids, DynamicCache holding exactly them), newest first
+        self._kv: list[tuple[list[int], Any]] = []  # (token ids, DynamicCache holding exactly them), newest first
         kwargs = {"gguf_file": gguf_file} if gguf_file else {}
         load = dict(kwargs, dtype=getattr(torch, dtype))
         if attn_implementation:
@@ -140,12 +140,12 @@ class TransformersLLM:
             if max_memory:
                 load["max_memory"] = max_memory
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(model), **kwargs)
-            self.model = AutoModelForCausalLM.from_pretrained(str(model), **load)
+            self.tokenizer: Any = AutoTokenizer.from_pretrained(str(model), **kwargs)
+            self.model: Any = AutoModelForCausalLM.from_pretrained(str(model), **load)
         except (OSError, ValueError) as e:
             raise LLMError(f"transformers could not load {model!r}{' / ' + gguf_file if gguf_file else ''}: {e}") from e
         if device_map is None:
-            self.model.to(device)
+            self.model.to(device)  # type: ignore[arg-type]  # transformers types .to() for one class only
         self.model.eval()
         self.device = self.model.get_input_embeddings().weight.device  # where inputs go, also under a device_map
         if not self.tokenizer.chat_template:
@@ -169,7 +169,7 @@ class TransformersLLM:
 
     # --------------------------------------------------------------------------------------------- KV reuse
 
-    def _take_cache(self, ids: list[int]):
+    def _take_cache(self, ids: list[int]) -> tuple[Any, int]:
         """The kept cache sharing the longest prefix with ids, cut to that prefix (at most len(ids) - 1 tokens, so
         that at least one token is computed), and removed from the kept ones; or (None, 0)."""
         if not self.kv_reuse or not self._kv:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from sale.llm.base import (
     Generation,
@@ -118,7 +118,7 @@ class XLlamaCppLLM:
         seed: int = 0,
     ) -> Generation:
         t0 = time.perf_counter()
-        body = {
+        body: dict[str, Any] = {
             "max_tokens": int(max_tokens),
             "temperature": float(temperature),
             "seed": int(seed),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import warnings
 import zlib
 from collections import Counter
+from typing import cast
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def _as_dict(cfg) -> dict:
     if hasattr(cfg, "_metadata"):  # an OmegaConf node
         from omegaconf import OmegaConf
 
-        return OmegaConf.to_container(cfg, resolve=True)
+        return cast(dict, OmegaConf.to_container(cfg, resolve=True))
     return dict(cfg)
 
 
@@ -59,7 +60,7 @@ def sample_per_bin(tasks: list[Task], per_bin: int, seed: int, source: str) -> l
 
 def first_per_bin(tasks: list[Task], n: int) -> list[Task]:
     """The first n tasks of each bin, in order."""
-    kept, seen = [], Counter()
+    kept, seen = [], Counter[int]()
     for t in tasks:
         if seen[t.bin] < n:
             kept.append(t)

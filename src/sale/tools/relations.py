@@ -226,7 +226,7 @@ class FamilyGraph:
                 lines.append(f"The {rel} of {p} is {value}.")
                 found += [value] if value not in found else []
                 continue
-            got = sorted(self.relation(p, rel))
+            got = sorted(self.relation(p, rel) or ())
             lines.append(f"The {rel} of {p}: {', '.join(got)} ({len(got)})." if got else f"{p} has no {rel} (0).")
             found += [g for g in got if g not in found]
         return Lookup(
