@@ -59,7 +59,7 @@ def code_version() -> dict:
 
 def relative_to_data_dir(value, data_dir: str):
     """Input paths under data_dir (the routers' train run, the weights file) written relative to it, as
-    "${data_dir}/...": a set of runs staged under another data_dir (scripts/rerun_search_agent.sh) and moved in with
+    "${data_dir}/...": a set of runs staged under another data_dir (SALE_DATA_DIR=...) and moved in with
     its inputs stays the same run."""
     if isinstance(value, dict):
         return {k: relative_to_data_dir(v, data_dir) for k, v in value.items()}
