@@ -38,18 +38,20 @@ def pool_agents(pool: str = "cpu") -> list[str]:
 
 
 def run_command(name: str) -> str:
-    """The command that makes run directory `name` (main-<method>-<pool>, ablation-<switch>-<pool>, scaling-...)."""
-    kind, _, rest = name.partition("-")
-    if kind == "scaling":
-        pool, _, split = rest.partition("-")
-        extra = (f" pool={pool}" if pool != "cpu" else "") + (f" tasks.split={split}" if split != "test" else "")
-        return f"python -m sale.run experiment=scaling{extra}"
-    what, _, pool = rest.rpartition("-")
-    extra = f" pool={pool}" if pool != "cpu" else ""
-    if kind == "main":
-        return f"python -m sale.run experiment=main method={what}{extra}"
-    if kind == "ablation":
-        return f"python -m sale.run experiment=ablations ablation={what}{extra}"
+    """The command that makes run directory `name`: the experiment whose composed config names its run `name`
+    (conf/experiment/*.yaml holds the naming scheme; nothing here repeats it)."""
+    from sale.config import compose, options
+
+    pools = sorted((p for p in options("pool") if p in name.split("-")), key=lambda p: p != "cpu")
+    for pool in pools:
+        extra = [] if pool == "cpu" else [f"pool={pool}"]
+        candidates = [["experiment=demo", *extra], ["experiment=scaling", *extra]]
+        candidates += [["experiment=scaling", *extra, "tasks.split=train"]]
+        candidates += [["experiment=main", f"method={m}", *extra] for m in options("method")]
+        candidates += [["experiment=ablations", f"ablation={a}", *extra] for a in options("ablation")]
+        for overrides in candidates:
+            if compose(*overrides).run.name == name:
+                return "python -m sale.run " + " ".join(overrides)
     return "python -m sale.run ..."
 
 
