@@ -171,7 +171,8 @@ def replay_auction(
     self_rating: str = "kept",
 ) -> pd.Series:
     """The winner of each task's auction on its logged initial bids, rescored with `weights` (sale.auction.weights
-    .Weights) and no refinement: score = C − V by the auction's score_bid, the jury term over `jurors` (default:
+    .Weights) and no refinement, by the regime simulator's allocate (the auction's score_bid and argmin_score):
+    score = C − V by score_bid, the jury term over `jurors` (default:
     those with weight > 0) rescaled as the auction does (Weights.jury_value), ties to the cheaper agent.
     `perfect`, a [task × agent] 0/1 frame, replaces every rating by 5 × whether the bidder solves the task alone
     (a perfect jury).
@@ -182,40 +183,37 @@ def replay_auction(
     rating left out and the jury's weight spread over the others, the auction's rule before 2026-12-06; a bid no
     weighted juror rated gets its auction's mean jury term) or dropped (SPEC's Σ_j w_j·γ_j with the self term
     absent, no rescaling)."""
-    from sale.auction.bids import Bid, impute_own_ratings, score_bid
+    from sale.analysis.regime import allocate, build_auctions
 
     if self_rating not in SELF_RATINGS:
         raise ValueError(f"self_rating={self_rating!r}: one of {SELF_RATINGS}")
-    agents = list(prices)
-    rank = {a: i for i, a in enumerate(agents)}
-    max_price = max(prices.values())
-    jurors = [j for j in (jurors or agents) if weights.w_jury.get(j, 0) > 0]
-    winners = {}
-    for task, g in initial_bids(bids).groupby("task_id"):
-        auction = []
-        for _, b in g.iterrows():
-            if perfect is not None:
-                ratings = {j: 5.0 * perfect.at[task, b["agent"]] for j in jurors}
-            else:
-                ratings = {j: b[f"gamma_{j}"] for j in jurors if pd.notna(b.get(f"gamma_{j}"))}
-            if self_rating != "kept":
-                ratings.pop(b["agent"], None)
-            auction.append(Bid(agent=b["agent"], plan="", tokens=b["tokens"], entropy=b["entropy"], jury=ratings))
-        if self_rating == "imputed":
-            impute_own_ratings(auction, auction, jurors)
+    jurors = [j for j in (jurors or list(prices)) if weights.w_jury.get(j, 0) > 0]
+    b = initial_bids(bids)
+    if perfect is not None:
+        solves = [5.0 * perfect.at[t, a] for t, a in zip(b["task_id"], b["agent"])]
+        b = b.assign(**{f"gamma_{j}": solves for j in jurors})
+
+    def dropped(auction):  # SPEC's sum without the self term, not rescaled
         for bid in auction:
-            score_bid(bid, weights, prices[bid.agent], max_price, bid_cap)
-            if self_rating == "dropped":  # SPEC's sum without the self term, not rescaled
-                bid.value = weights.w_entropy * bid.entropy + sum(weights.w_jury[j] * v for j, v in bid.jury.items())
-                bid.score = bid.cost - bid.value
-        if self_rating == "rescaled":  # a bid no weighted juror rated gets its auction's mean jury term
-            terms = [weights.jury_value(bid.jury) for bid in auction]
-            rated = [v for v in terms if v is not None]
-            for bid, term in zip(auction, terms):
-                if term is None and rated:
-                    bid.score -= float(np.mean(rated))
-        winners[task] = min(auction, key=lambda bid: (bid.score, rank[bid.agent])).agent
-    return pd.Series(winners, name="agent")
+            bid.value = weights.w_entropy * bid.entropy + sum(weights.w_jury[j] * v for j, v in bid.jury.items())
+            bid.score = bid.cost - bid.value
+
+    def rescaled(auction):  # a bid no weighted juror rated gets its auction's mean jury term
+        terms = [weights.jury_value(bid.jury) for bid in auction]
+        rated = [v for v in terms if v is not None]
+        for bid, term in zip(auction, terms):
+            if term is None and rated:
+                bid.score -= float(np.mean(rated))
+
+    return allocate(
+        build_auctions(b, jurors, drop_own=self_rating != "kept"),
+        weights,
+        prices,
+        bid_cap,
+        self_evaluation=self_rating != "imputed",
+        adjust={"dropped": dropped, "rescaled": rescaled}.get(self_rating),
+        jurors=jurors,
+    )
 
 
 def replay_outcomes(
