@@ -3,7 +3,7 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup dev-setup lint test test-fast demo figures bench llamacpp help
+.PHONY: setup dev-setup lint test test-fast demo reproduce figures bench llamacpp help
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
@@ -26,6 +26,9 @@ test-fast: dev-setup  ## tests that load no real model file
 
 demo: setup  ## the main job on the embedded cpu pool: SALE beside the largest agent alone, table and figure
 	$(PY) -m sale.demo $(ARGS)
+
+reproduce: setup  ## the paper stage by stage (scripts/reproduce.sh; STAGES="fit main" for some, POOL=qwen3 for the paper's pool)
+	bash scripts/reproduce.sh $(STAGES)
 
 figures: setup  ## execute notebooks/ against the logs and write figures/
 	$(PY) scripts/run_notebooks.py

@@ -424,3 +424,142 @@ def test_demo_puts_sale_beside_the_largest_agent_on_the_same_tasks(tmp_path, tin
         cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"}
     ).stdout
     assert "3 done, 0 to run" in again  # a rerun is free
+
+
+# ------------------------------------------------------------------------------ bad input: one line, nothing left
+
+
+def refuse(*args, cwd=REPO_ROOT):
+    """`python -m sale.run <args>` that must be refused: exit 1, one `error:` line on stderr naming the fix, no
+    traceback, nothing on stdout."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "sale.run", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error:"), proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr + proc.stdout and not proc.stdout.strip(), proc.stdout[-2000:]
+    return lines[0]
+
+
+def tree(path):
+    """Every path under `path` with its size, to compare before and after a refused command."""
+    path = REPO_ROOT / path if not os.path.isabs(path) else path
+    return sorted((str(p.relative_to(path)), p.stat().st_size if p.is_file() else -1) for p in path.rglob("*"))
+
+
+@pytest.fixture
+def untouched():
+    """Asserts that the test left runs/ (where Hydra writes sweeps and default run directories) as it found it."""
+    runs = REPO_ROOT / "runs"
+    before = tree(runs) if runs.exists() else None
+    yield
+    assert (tree(runs) if runs.exists() else None) == before
+
+
+def test_a_run_dir_that_is_a_file_is_refused_in_one_line(tmp_path, untouched):
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("not a run directory")
+    line = refuse("pool=tiny", f"run.dir={a_file}")
+    assert "is a file" in line and "fix: point run.dir=" in line
+    line = refuse("pool=tiny", f"run.dir={a_file}/run")  # a run directory under a file
+    assert f"{a_file} is a file" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.txt"] and a_file.read_text() == "not a run directory"
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("method=salee", "unknown method 'salee' (did you mean sale?)"),
+        ("pool=cpuu", "unknown pool 'cpuu' (did you mean cpu?)"),
+        ("ablation=no_jurry", "unknown ablation 'no_jurry' (did you mean no_jury?)"),
+        ("pool=gpt5", "fix: pool=<one of these>"),
+    ],
+)
+def test_an_unknown_group_option_names_the_closest_one(override, expected, tmp_path, untouched):
+    line = refuse(override, f"run.dir={tmp_path}/run")
+    assert expected in line and "known:" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_option_in_a_sweep_is_refused_before_hydra_starts(untouched):
+    line = refuse("-m", "experiment=ablations", "ablation=no_memory,no_jurry")
+    assert "unknown ablation 'no_jurry' (did you mean no_jury?)" in line
+
+
+def test_a_key_typo_is_refused_in_a_multirun_too(tmp_path, untouched):
+    for args in (["-m", "auction.jury.enabld=true,false"], ["auction.jury.enabld=false"]):
+        line = refuse(*args, f"run.dir={tmp_path}/run")
+        assert "auction.jury.enabld is not a config key" in line and "did you mean auction.jury.enabled?" in line
+    assert "(from auction.jury.enabld=true,false)" in refuse("-m", "auction.jury.enabld=true,false")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_refused_for_another_config_leaves_its_directory_as_it_was(untouched):
+    committed = DATA_DIR / "runs" / "ablation-no_memory-cpu"
+    before = tree(committed)
+    line = refuse("experiment=ablations", "ablation=no_memory", "auction.memory.k=5")
+    assert "holds a run with a different config (auction differ)" in line and "run.name=" in line
+    line = refuse("-m", "experiment=ablations", "auction.memory.k=5")  # every point is checked before any runs
+    assert "the sweep point ablation=full" in line and "different config" in line
+    assert tree(committed) == before  # no .hydra/, no run.log
+
+
+def test_sweep_points_that_would_share_a_run_directory_are_refused(untouched):
+    line = refuse("-m", "method=sale", "auction.jury.self_evaluation=true,false")
+    assert "would both write runs/sale-cpu-mixed-test" in line
+    assert "'run.name=sale-cpu-mixed-test-${auction.jury.self_evaluation}'" in line
+    # SALE's task orders as separate jobs share one run directory on purpose: not a collision.
+    from sale.run import preflight
+
+    assert preflight(["-m", "experiment=main", "method=sale", "run.only_order=0,1,2,3,4"]) is None
+
+
+def test_a_run_refused_once_hydra_started_takes_back_what_hydra_wrote(tmp_path, tiny_pool, untouched):
+    """A refusal inside the run (here run.concurrency=0, found after Hydra made the run directory and wrote .hydra/
+    and its log there) removes a new directory, and leaves an existing one as it was."""
+    line = refuse("pool=tiny", "run.concurrency=0", f"run.dir={tmp_path}/new/run", f"run.cache={tmp_path}/c.sqlite")
+    assert "run.concurrency must be a positive integer" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    finished = tmp_path / "finished"
+    out = sale_run(finished, "method=single", "method.agents=smallest", "run.limit=1").communicate(timeout=300)[0]
+    assert "pass@1" in out, out[-2000:]
+    before = tree(finished)
+    hydra_record = (finished / ".hydra" / "overrides.yaml").read_text()
+    refuse(
+        "pool=tiny",
+        "tasks=mixed",
+        "tasks.per_bin=1",
+        f"run.dir={finished}",
+        f"run.cache={finished}/calls.sqlite",
+        "run.figure=false",
+        "method=single",
+        "method.agents=smallest",
+        "run.limit=1",
+        "run.concurrency=0",
+    )
+    assert tree(finished) == before and (finished / ".hydra" / "overrides.yaml").read_text() == hydra_record
+
+
+def test_help_lists_the_groups_and_the_three_purposes_and_no_config():
+    out = subprocess.run(
+        [sys.executable, "-m", "sale.run", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    ).stdout
+    from sale.config import GROUPS, options
+
+    listed = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and line.split()[0] in GROUPS}
+    assert sorted(listed) == sorted(GROUPS) and "prompts" not in out.split("Groups")[1].split("Reproduce")[0]
+    for group in GROUPS:
+        section = out.split(f"  {group} ", 1)[1].split("\n  ", 1)[0]  # its line and any continuation
+        assert all(option in out.split(f"  {group} ", 1)[1] for option in options(group)), (group, section)
+    for purpose in ("Reproduce the paper", "Ablate:", "Teach:", "make reproduce"):
+        assert purpose in out
+    assert "experiment=ablations ablation=no_memory" in out and "price_per_b_params" not in out  # no config dump
+    cfg = subprocess.run(
+        [sys.executable, "-m", "sale.run", "--cfg", "job"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    ).stdout
+    assert "price_per_b_params" in cfg

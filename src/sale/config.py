@@ -5,6 +5,7 @@ at once, with the same message.
     cfg = compose("experiment=demo", "run.limit=2")     # what `python -m sale.run experiment=demo run.limit=2` runs
     pool_config("cpu")                                   # conf/pool/cpu.yaml as a dict (sale.llm.load_pool builds it)
     options("method")                                    # ['cascade', 'knn', 'mlc', ...]
+    sweep("-m"-less overrides)                           # a multirun's points, as `python -m sale.run -m` runs them
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import difflib
 from pathlib import Path
 
 import yaml
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from sale import CONF_DIR
 
@@ -44,6 +45,25 @@ def check_option(group: str, name: str) -> None:
         raise ConfigError(f"unknown {group} {name!r}{closest(str(name), known)}; known: {', '.join(known)}")
 
 
+def groups_help(indent: int = 2) -> str:
+    """One line per group a user picks from, with its options: what `python -m sale.run --help` lists (the help
+    template in conf/config.yaml reads it through the ${sale_groups:} resolver, so it never goes stale)."""
+    import textwrap
+
+    width = max(len(g) for g in GROUPS)
+    lines = []
+    for g in GROUPS:
+        head = f"{' ' * indent}{g:<{width}}  "
+        lines += textwrap.wrap(
+            " | ".join(options(g)), 110, initial_indent=head, subsequent_indent=" " * len(head), break_on_hyphens=False
+        )
+    return "\n".join(lines)
+
+
+if not OmegaConf.has_resolver("sale_groups"):
+    OmegaConf.register_new_resolver("sale_groups", lambda: groups_help(), use_cache=False)
+
+
 def pool_config(name: str) -> dict:
     """conf/pool/<name>.yaml as a plain dict, after checking the pool exists."""
     check_option("pool", name)
@@ -66,3 +86,17 @@ def compose(*overrides: str, return_hydra_config: bool = False, config_dir: str 
         return hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
     with initialize_config_dir(config_dir=str(config_dir), version_base=None):
         return hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+def sweep(*overrides: str) -> list[list[str]]:
+    """The points of `python -m sale.run -m <overrides>`, each as the override list of one job, in Hydra's order:
+    the experiment's own sweep (hydra.sweeper.params, e.g. experiment=ablations sweeps ablation) first, then the
+    command line, whose comma-separated values replace or extend it. A command with no sweep is one point."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    fixed = [str(o.input_line) for o in parser.parse_overrides(list(overrides)) if not o.is_sweep_override()]
+    params = compose(*fixed, return_hydra_config=True).hydra.sweeper.get("params") or {}
+    arguments = [f"{key}={value}" for key, value in params.items()] + list(overrides)
+    return BasicSweeper.split_arguments(parser.parse_overrides(arguments), max_batch_size=None)[0]

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+import sale.config  # noqa: F401  (registers the resolver that lists the groups in --help)
 from sale import CONF_DIR
 
 # (file name, objective, worst_case, overhead-aware): SPEC's min-max, min-max bounded on solvable tasks only, the

@@ -15,35 +15,121 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 import hydra
 from omegaconf import DictConfig
 
+import sale.config  # noqa: F401  (registers the resolver that lists the groups in --help)
 from sale import CONF_DIR
 
 
 def preflight(argv: list[str]) -> str | None:
-    """What must be refused before Hydra starts (it creates the run directory and writes its logs there first):
-    an override of a key the config does not have, and a run directory that cannot be written. Returns the error, or
-    None. Plain single runs only: with Hydra flags (-m, --config-dir, ...) Hydra checks alone."""
-    from sale.config import compose
-
-    if any(a.startswith("-") for a in argv):
+    """What must be refused before Hydra starts, since Hydra creates the run directory (and writes .hydra/ and its
+    log there) before the app runs: an unknown group option (method=salee), an override of a key the config does
+    not have (also in a multirun), a run directory that is a file or cannot be written, a run directory that holds a
+    run of another config, and a sweep whose points would share a run directory. Returns the error, one line that
+    names the fix, or None. A custom config (--config-dir, --config-name, ...) is left to Hydra."""
+    args = _hydra_args(argv)
+    if args is None or args.help or args.hydra_help or args.shell_completion:
         return None
+    if args.config_path or args.config_name or args.config_dir or args.experimental_rerun:
+        return None
+    overrides = list(args.overrides)
+    problem = check_group_options(overrides)
+    if problem or args.cfg or args.info:  # --cfg and --info print a config: nothing is created
+        return problem
+    from sale.config import compose, sweep
+
     try:
-        cfg = compose(*list(argv))
-        run_dir = Path(str(cfg.run.dir))
+        points = sweep(*overrides) if args.multirun else [overrides]
     except Exception:
-        return check_override_keys(argv)  # None for any other problem: Hydra reports it
+        return None  # a malformed override: Hydra says which
+    claimed: dict[Path, tuple[list[str], dict]] = {}
+    for point in points:
+        label = f"the sweep point {' '.join(point)}: " if args.multirun else ""
+        problem = check_override_keys(point, as_written=overrides)
+        if problem:
+            return problem
+        try:
+            cfg = compose(*point)
+            run_dir = Path(str(cfg.run.dir))
+        except Exception:
+            return None  # a bad value: Hydra, or the run's own checks, say which
+        problem = check_run_dir(run_dir, cfg)
+        if problem:
+            return problem.replace("error: ", f"error: {label}", 1)
+        if args.multirun:
+            from omegaconf import OmegaConf
+
+            plain = cast(dict, OmegaConf.to_container(cfg, resolve=True))
+            plain["run"].pop("only_order", None)  # SALE's task orders as separate jobs share one run directory
+            if run_dir in claimed and claimed[run_dir][1] != plain:
+                swept = [o.split("=", 1)[0] for o in point if o not in claimed[run_dir][0]]
+                name = "-".join([str(cfg.run.name)] + [f"${{{key}}}" for key in swept])
+                return (
+                    f"error: the sweep points {' '.join(claimed[run_dir][0])} and {' '.join(point)} would both write "
+                    f"{run_dir}; fix: put the swept key in the run's name, e.g. 'run.name={name}'"
+                )
+            claimed.setdefault(run_dir, (point, plain))
+    return None
+
+
+def _hydra_args(argv: list[str]):
+    """Hydra's own reading of the command line (flags and overrides), or None where Hydra would refuse it."""
+    import contextlib
+    import io
+
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            return get_args_parser().parse_args(argv)
+    except SystemExit:
+        return None
+
+
+def check_group_options(overrides: list[str]) -> str | None:
+    """The error for a group option that does not exist (method=salee, pool=cpuu, ablation=no_jury,no_jurry),
+    naming the closest option and every known one."""
+    from sale.config import GROUPS, ConfigError, check_option
+
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key not in GROUPS or not value or value == "null":
+            continue
+        for name in value.split(","):
+            try:
+                check_option(key, name.strip())
+            except ConfigError as e:
+                fix = "" if "did you mean" in str(e) else f"; fix: {key}=<one of these>"
+                return f"error: {e}{fix}"
+    return None
+
+
+def check_run_dir(run_dir: Path, cfg: DictConfig) -> str | None:
+    """The error for a run directory that is a file (or lies under one), cannot be written, or holds a run of another
+    config (sale.harness.runner.check_same_config)."""
     existing = run_dir
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
+    if not existing.is_dir():
+        return (
+            f"error: the run directory {run_dir} cannot be created: {existing} is a file; "
+            f"fix: point run.dir=... at a directory (a new one, or a run to resume)"
+        )
     if not os.access(existing, os.W_OK):
         why = "a read-only file system" if _read_only_fs(existing) else "no write permission"
         return (
-            f"error: the run directory {run_dir} cannot be written ({existing}: {why}).\n"
-            f"  fix: make it writable, or copy the run somewhere writable and point run.dir=... there"
+            f"error: the run directory {run_dir} cannot be written ({existing}: {why}); "
+            f"fix: make it writable, or copy the run somewhere writable and point run.dir=... there"
         )
+    from sale.harness.runner import check_same_config
+
+    try:
+        check_same_config(run_dir, cfg, save=False)
+    except SystemExit as e:
+        return " ".join(line.strip() for line in str(e.code).splitlines())
     return None
 
 
@@ -54,20 +140,18 @@ def _read_only_fs(path: Path) -> bool:
         return False
 
 
-def check_override_keys(argv: list[str]) -> str | None:
+def check_override_keys(argv: list[str], as_written: list[str] | None = None) -> str | None:
     """The error for an override of a key the config does not have (a typo such as auction.jury.enabld=false),
     naming the closest keys; None when every key exists. Hydra refuses such an override too, but advises appending
-    it (+key=...), which is never what a typo needs. Plain single runs only: with Hydra flags (-m, --config-dir, ...)
-    Hydra checks alone."""
+    it (+key=...), which is never what a typo needs. Takes overrides only (a multirun's points one at a time;
+    as_written: the command line's own overrides, which the message quotes)."""
     import difflib
 
     from omegaconf import DictConfig
 
     from sale.config import compose
 
-    if any(a.startswith("-") for a in argv):
-        return None
-    plain = [a for a in argv if "=" in a and not a.startswith(("+", "~"))]
+    plain = [a for a in argv if "=" in a and not a.startswith(("+", "~", "-"))]
     dotted = [a for a in plain if "." in a.split("=", 1)[0] and not a.startswith("hydra")]
     if not dotted:
         return None
@@ -77,7 +161,9 @@ def check_override_keys(argv: list[str]) -> str | None:
         return None  # a bad group choice or value: Hydra says which
     for override in dotted:
         key = override.split("=", 1)[0]
-        node, path = cfg, []
+        override = next((a for a in as_written or [] if a.split("=", 1)[0] == key), override)
+        node: Any = cfg
+        path: list[str] = []
         for part in key.split("."):
             if not isinstance(node, DictConfig):
                 break
@@ -88,16 +174,97 @@ def check_override_keys(argv: list[str]) -> str | None:
                 guess = (
                     f"did you mean {' or '.join('.'.join(path + [c]) for c in close)}?"
                     if close
-                    else f"{where} has no such key"
+                    else f"fix: one of the keys of {where}: {', '.join(known)}"
                 )
                 return (
-                    f"error: {key} is not a config key (from the override {override}).\n"
-                    f"  {guess} Keys of {where}: {', '.join(known)}.\n"
-                    f"  To add a new key on purpose, write +{override}"
+                    f"error: {key} is not a config key (from {override}); {guess} (a new key on purpose: +{override})"
                 )
             node = node._get_node(part)
             path.append(part)
     return None
+
+
+class Footprint:
+    """What one invocation adds to the run directories it may write (Hydra's .hydra/ and log, an empty run directory,
+    a sweep directory), so that a refused run can take it back: a run that journalled no task leaves nothing behind.
+    A run that journalled a task keeps everything, Hydra's record included."""
+
+    def __init__(self, dirs: list[Path]):
+        self.dirs = [Path(d) for d in dirs]
+        self.state = {d: self._snapshot(d) for d in self.dirs}
+        self.existing = {d: self._first_existing(d) for d in self.dirs}  # what a new directory was made under
+
+    @staticmethod
+    def _first_existing(d: Path) -> Path:
+        d = d.absolute()
+        while not d.exists() and d != d.parent:
+            d = d.parent
+        return d
+
+    @staticmethod
+    def _snapshot(d: Path) -> dict | None:
+        if not d.is_dir():
+            return None
+        entries: dict[str, object] = {}
+        for entry in d.iterdir():
+            if entry.is_dir() and entry.name == ".hydra":
+                entries[entry.name] = {f.name: f.read_bytes() for f in entry.iterdir() if f.is_file()}
+            elif entry.is_file():
+                entries[entry.name] = entry.stat().st_size
+            else:
+                entries[entry.name] = None
+        return entries
+
+    def worked(self) -> bool:
+        """Whether a task was journalled in one of the directories since the snapshot."""
+        for d, before in self.state.items():
+            journal = d / "journal.jsonl"
+            size = journal.stat().st_size if journal.is_file() else 0
+            if size > int((before or {}).get("journal.jsonl") or 0):
+                return True
+        return False
+
+    def undo(self) -> None:
+        import shutil
+
+        for d, before in self.state.items():
+            if not d.is_dir():
+                continue
+            if before is None:  # this invocation made the directory, and no task landed in it
+                shutil.rmtree(d, ignore_errors=True)
+                parent = d.absolute().parent
+                while parent != self.existing[d] and parent.is_dir() and not any(parent.iterdir()):
+                    parent.rmdir()  # made by this invocation too, on the way to d
+                    parent = parent.parent
+                continue
+            for entry in d.iterdir():
+                if entry.name not in before:
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                elif entry.name == ".hydra" and isinstance(before[entry.name], dict):
+                    for name, data in before[entry.name].items():
+                        (entry / name).write_bytes(data)
+                elif entry.suffix == ".log" and isinstance(before[entry.name], int) and entry.is_file():
+                    os.truncate(entry, before[entry.name])
+
+
+def footprint(argv: list[str]) -> Footprint | None:
+    """The directories this command line may write: each point's run directory and, for a multirun, the sweep
+    directory's parent (runs/multirun). None where it runs nothing (--help, --cfg) or Hydra reads another config."""
+    args = _hydra_args(argv)
+    if args is None or args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
+        return None
+    if args.config_path or args.config_name or args.config_dir or args.experimental_rerun:
+        return None
+    from sale.config import compose, sweep
+
+    try:
+        points = sweep(*args.overrides) if args.multirun else [list(args.overrides)]
+        dirs = [Path(str(compose(*point).run.dir)) for point in points]
+        if args.multirun:
+            dirs.append(Path(str(compose(*points[0], return_hydra_config=True).hydra.sweep.dir)).parent)
+    except Exception:
+        return None
+    return Footprint(list(dict.fromkeys(dirs)))
 
 
 def run(cfg: DictConfig) -> Path:
@@ -107,8 +274,9 @@ def run(cfg: DictConfig) -> Path:
 
     outcome = execute(cfg)
     frames, run_dir = outcome.frames, outcome.run_dir
-    if outcome.cache is not None:
-        print(f"[sale] call cache: {outcome.cache.hits} hits, {outcome.cache.misses} new calls ({cfg.run.cache})")
+    cache: Any = outcome.cache  # sale.llm.cache.CallCache or None
+    if cache is not None:
+        print(f"[sale] call cache: {cache.hits} hits, {cache.misses} new calls ({cfg.run.cache})")
     print_summary(frames["results"], frames["calls"], outcome.pool)
     if cfg.run.figure:
         print(f"[sale] figure: {summary_figure(frames['results'], run_dir / 'summary.png')}")
@@ -137,4 +305,10 @@ if __name__ == "__main__":
     if problem:
         print(problem, file=sys.stderr)
         sys.exit(1)
-    main()
+    trace = footprint(sys.argv[1:])
+    try:
+        main()
+    except BaseException as e:  # a refusal inside the run (SystemExit(1), Hydra's own exit, Ctrl-C): tidy up first
+        if trace is not None and not (isinstance(e, SystemExit) and e.code in (0, None)) and not trace.worked():
+            trace.undo()
+        raise
