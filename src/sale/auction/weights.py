@@ -28,8 +28,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 OBJECTIVES = ("minmax", "mean")
 
@@ -253,6 +251,8 @@ def _argmin_rows(feats: np.ndarray, margin: float, big_m: float | None):
     the margin, except 0 when i < j and the two bids have identical features: then the tie already goes to the
     cheaper i at prediction time.
     """
+    from scipy import sparse
+
     n_tasks, n_agents, n_weights = feats.shape
     diff = feats[:, :, None, :] - feats[:, None, :, :]  # [t, i, j, k] = f_ti − f_tj
     agent = np.arange(n_agents)
@@ -275,6 +275,9 @@ def _argmin_rows(feats: np.ndarray, margin: float, big_m: float | None):
 
 def _solve(feats, loss, objective, eps, margin, big_m, time_limit_s, bounded=None, juror_loss=None):
     """The MILP over (w, x, u, Q): u (one binary per juror) only when juror_loss is given, Q only for min-max."""
+    from scipy import sparse  # the fit alone needs scipy: an auction runs without it
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
     n_tasks, n_agents, n_weights = feats.shape
     n_x = n_tasks * n_agents
     with_q = objective == "minmax"
