@@ -2,7 +2,8 @@
 
 Every numbered notebook runs against the committed logs, whichever main and ablation runs exist (a missing run is
 reported and skipped). Notebooks 02-05 also run against a complete synthetic set of run directories, so that every
-table and figure they draw is exercised before the real runs land.
+table and figure they draw is exercised before the real runs land. Inputs and outputs are passed as parameters
+(injected after each notebook's `parameters` cell, as papermill does), so the tests never write into figures/.
 """
 
 import json
@@ -11,9 +12,9 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from nbclient import NotebookClient
 
 from sale import REPO_ROOT
+from sale.analysis import notebooks
 from sale.analysis.reading import ABLATIONS, pool_agents
 from sale.harness.runlog import load_logs
 
@@ -21,21 +22,68 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 SCALING = REPO_ROOT / "data" / "runs" / "scaling-cpu-test"
 
 
-def execute(name: str) -> nbformat.NotebookNode:
-    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
-    return nb
+def execute(name: str, **params) -> nbformat.NotebookNode:
+    return notebooks.execute(NOTEBOOKS / f"{name}.ipynb", params, timeout=300)
 
 
 def printed(nb) -> str:
     return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
-def test_scaling_notebook_draws_its_figures(tmp_path, monkeypatch):
+LESSONS = [
+    "01_scaling",
+    "02_cost_tables",
+    "03_cost_quality",
+    "04_memory_dynamics",
+    "05_ablations_overhead",
+    "06_when_does_an_auction_pay",
+]
+
+
+@pytest.mark.parametrize("name", LESSONS)
+def test_notebook_is_a_lesson_with_parameters_and_saved_outputs(name):
+    """Each notebook opens with its question, cites where its method is defined, takes its inputs from a
+    `parameters` cell (not from the environment), and is committed executed, without errors."""
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert nb.cells[0].cell_type == "markdown" and "docs/method.md" in nb.cells[0].source
+    assert "$$" in markdown or "$" in nb.cells[0].source  # the equations it uses
+    assert "parameters" in code[0].metadata.get("tags", [])
+    assert notebooks.parameter_names(nb) and "FIGURES" in notebooks.parameter_names(nb)
+    assert not any(n in c.source for c in nb.cells for n in ("os.environ", "SPEC §", "shared/"))
+    assert not any(notebooks.INJECTED in c.metadata.get("tags", []) for c in nb.cells)
+    assert all(c.execution_count for c in code), "commit the notebook executed (scripts/run_notebooks.py)"
+    assert not any(o.get("output_type") == "error" for c in code for o in c.outputs)
+    figures = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
+    for i, cell in enumerate(nb.cells):  # every figure is followed by a plain reading of it
+        if cell.cell_type == "code" and any("image/png" in o.get("data", {}) for o in cell.outputs):
+            after = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
+            assert after is not None and after.cell_type == "markdown", f"cell {i}: a figure without a reading"
+    assert figures or name == "02_cost_tables"
+
+
+def test_parameters_are_injected_after_the_parameters_cell():
+    nb = nbformat.read(NOTEBOOKS / "04_memory_dynamics.ipynb", as_version=4)
+    i = notebooks.parameters_index(nb)
+    notebooks.inject_parameters(nb, {"WINDOW": 5, "POOL": "cpu"})
+    injected = nb.cells[i + 1]
+    assert notebooks.INJECTED in injected.metadata["tags"] and "WINDOW = 5\nPOOL = 'cpu'" in injected.source
+    n = len(nb.cells)
+    notebooks.inject_parameters(nb, {"WINDOW": 7})  # a second run replaces the first run's cell
+    assert len(nb.cells) == n and "WINDOW = 7" in nb.cells[i + 1].source
+    notebooks.inject_parameters(nb, {})  # no parameters: the defaults
+    assert len(nb.cells) == n - 1
+    with pytest.raises(ValueError, match="not parameters of this notebook"):
+        notebooks.inject_parameters(nb, {"WINDOWS": 5})
+    assert notebooks.parse_value("3") == 3 and notebooks.parse_value("None") is None
+    assert notebooks.parse_value("data/runs") == "data/runs" and notebooks.parse_value("'cpu'") == "cpu"
+
+
+def test_scaling_notebook_draws_its_figures(tmp_path):
     if load_logs(SCALING)["results"].empty:
         pytest.skip("no scaling logs")
-    monkeypatch.setenv("SALE_FIGURES_DIR", str(tmp_path))
-    execute("01_scaling")
+    execute("01_scaling", FIGURES=str(tmp_path))
     assert (tmp_path / "01_scaling_pass_by_bin.png").stat().st_size > 10_000
     horizons = (tmp_path / "01_time_horizons.csv").read_text()
     assert "qwen2.5-coder-1.5b" in horizons and "status" in horizons
@@ -45,9 +93,8 @@ def test_scaling_notebook_draws_its_figures(tmp_path, monkeypatch):
     "name",
     ["02_cost_tables", "03_cost_quality", "04_memory_dynamics", "05_ablations_overhead", "06_when_does_an_auction_pay"],
 )
-def test_notebook_runs_on_committed_logs(name, tmp_path, monkeypatch):
-    monkeypatch.setenv("SALE_FIGURES_DIR", str(tmp_path))
-    nb = execute(name)
+def test_notebook_runs_on_committed_logs(name, tmp_path):
+    nb = execute(name, FIGURES=str(tmp_path))
     text = printed(nb)
     if not (REPO_ROOT / "data" / "runs" / "main-sale-cpu").exists():
         assert "main-sale-cpu: not run yet (python -m sale.run experiment=main method=sale)" in text
@@ -212,11 +259,10 @@ def fake_runs(tmp_path_factory):
     return root
 
 
-def test_cost_notebooks_draw_everything_on_complete_runs(fake_runs, tmp_path, monkeypatch):
-    monkeypatch.setenv("SALE_RUNS_DIR", str(fake_runs))
-    monkeypatch.setenv("SALE_FIGURES_DIR", str(tmp_path))
+def test_cost_notebooks_draw_everything_on_complete_runs(fake_runs, tmp_path):
+    params = dict(RUNS=str(fake_runs), FIGURES=str(tmp_path))
     for name in ("02_cost_tables", "03_cost_quality"):
-        assert "not run yet" not in printed(execute(name))
+        assert "not run yet" not in printed(execute(name, **params))
     comparison = pd.read_csv(tmp_path / "02_comparison.csv")
     assert {"sale", "oracle", "cascade", "knn", "mlc", "random", "single"} <= set(comparison["method"])
     assert comparison.loc[comparison["method"] == "knn", "AIQ"].notna().all()
@@ -226,11 +272,10 @@ def test_cost_notebooks_draw_everything_on_complete_runs(fake_runs, tmp_path, mo
     assert (tmp_path / "03_cost_quality.png").stat().st_size > 10_000
 
 
-def test_dynamics_and_ablation_notebooks_draw_everything_on_complete_runs(fake_runs, tmp_path, monkeypatch):
-    monkeypatch.setenv("SALE_RUNS_DIR", str(fake_runs))
-    monkeypatch.setenv("SALE_FIGURES_DIR", str(tmp_path))
+def test_dynamics_and_ablation_notebooks_draw_everything_on_complete_runs(fake_runs, tmp_path):
+    params = dict(RUNS=str(fake_runs), FIGURES=str(tmp_path))
     for name in ("04_memory_dynamics", "05_ablations_overhead"):
-        assert "not run yet" not in printed(execute(name))
+        assert "not run yet" not in printed(execute(name, **params))
     assert (tmp_path / "04_memory_dynamics.png").stat().st_size > 10_000
     assert (tmp_path / "05_ablations.png").stat().st_size > 10_000
     ablations = pd.read_csv(tmp_path / "05_ablations.csv")
@@ -238,10 +283,9 @@ def test_dynamics_and_ablation_notebooks_draw_everything_on_complete_runs(fake_r
     assert "tokens %" in (tmp_path / "05_overhead.md").read_text()
 
 
-def test_auction_pay_notebook_draws_everything_on_complete_runs(fake_runs, tmp_path, monkeypatch):
-    monkeypatch.setenv("SALE_RUNS_DIR", str(fake_runs))
-    monkeypatch.setenv("SALE_FIGURES_DIR", str(tmp_path))
-    text = printed(execute("06_when_does_an_auction_pay"))
+def test_auction_pay_notebook_draws_everything_on_complete_runs(fake_runs, tmp_path):
+    params = dict(RUNS=str(fake_runs), FIGURES=str(tmp_path))
+    text = printed(execute("06_when_does_an_auction_pay", **params))
     assert "skipped" not in text and "not run yet" not in text
     assert "picks the logged provisional winner in" in text
     for figure in ("06_jury_auroc", "06_headroom", "06_counterfactual", "06_break_even", "06_cost_models"):
