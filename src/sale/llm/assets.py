@@ -346,6 +346,8 @@ def pool_assets(pool_name: str) -> list[tuple[str, str]]:
         asset = spec.get("asset") or (spec.get("serve") or {}).get("asset")
         if asset:
             out.append((agent, asset))
+        elif spec.get("backend") == "transformers" and str(spec.get("model", "")).startswith("random:"):
+            out.append((agent, spec["model"]))  # random weights: only the tokenizer is a file (sale.llm.random_weights)
         elif spec.get("backend") == "transformers" and spec.get("model"):
             out.append((agent, "hub:" + spec["model"]))
     return out
@@ -407,6 +409,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:40s} {'cached' if path.exists() else 'missing':8s} {path}")
             return 0
         for agent, asset in pool_assets(pool):
+            if asset.startswith("random:"):  # nothing to download: the weights are built, the tokenizer is taken
+                from sale.llm.random_weights import TOKENIZER, tokenizer_dir
+
+                if args.action == "verify" and not (models_dir() / TOKENIZER / "tokenizer.json").exists():
+                    raise AssetError(f"{agent}: no tokenizer for random weights yet\n  fix: {_fix_command(pool)}")
+                print(f"[assets] {agent}: random weights, tokenizer {tokenizer_dir(pool)}")
+                continue
             if asset.startswith("hub:"):
                 if args.action == "fetch":
                     prefetch_hub_model(asset[4:])

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from sale.llm import random_weights
 from sale.llm.base import (
     THINK_CLOSE,
     Generation,
@@ -139,13 +140,20 @@ class TransformersLLM:
             load["device_map"] = device_map
             if max_memory:
                 load["max_memory"] = max_memory
+        self.tokenizer: Any
+        self.model: Any
         try:
-            self.tokenizer: Any = AutoTokenizer.from_pretrained(str(model), **kwargs)
-            self.model: Any = AutoModelForCausalLM.from_pretrained(str(model), **load)
+            if random_weights.is_random(model):  # an architecture with random weights, built on its device
+                if device_map is not None:
+                    raise LLMError(f"{model}: random weights are built on one device, not split with a device_map")
+                self.tokenizer, self.model = random_weights.load(str(model), dtype, str(device), attn_implementation)
+            else:
+                self.tokenizer = AutoTokenizer.from_pretrained(str(model), **kwargs)
+                self.model = AutoModelForCausalLM.from_pretrained(str(model), **load)
         except (OSError, ValueError) as e:
             raise LLMError(f"transformers could not load {model!r}{' / ' + gguf_file if gguf_file else ''}: {e}") from e
         if device_map is None:
-            self.model.to(device)  # type: ignore[arg-type]  # transformers types .to() for one class only
+            self.model.to(device)
         self.model.eval()
         self.device = self.model.get_input_embeddings().weight.device  # where inputs go, also under a device_map
         if not self.tokenizer.chat_template:
