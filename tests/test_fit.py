@@ -1,4 +1,4 @@
-"""The weight-fit entry point (SPEC §4) end to end on the tiny pool: features from real bids and jury calls,
+"""The weight-fit entry point (docs/method.md §4) end to end on the tiny pool: features from real bids and jury calls,
 outcomes from a train run's results, both objectives solved, weights that later runs can load."""
 
 import json

@@ -32,7 +32,7 @@ def test_score_is_cost_minus_value():
     weights = Weights(0.3, 0.1, {"a": 0.4, "b": 0.2})
     # 0.3*0.5 - (0.1*1.0 + 0.4*3 + 0.2*4) = 0.15 - 2.1
     assert weights.score(0.5, 1.0, {"a": 3.0, "b": 4.0}) == pytest.approx(-1.95)
-    # higher entropy raises the value, so it lowers the score (SPEC §3.4 sign)
+    # higher entropy raises the value, so it lowers the score (docs/method.md §3, step 4)
     assert weights.score(0.5, 2.0, {"a": 3.0, "b": 4.0}) < weights.score(0.5, 1.0, {"a": 3.0, "b": 4.0})
     with pytest.raises(ValueError, match="jury scores"):
         weights.score(0.5, 1.0, {"a": 3.0})
@@ -174,7 +174,7 @@ def test_margin_keeps_the_fit_from_winning_a_tie_the_auction_would_lose():
     cost, entropy, jury = np.array([[0.5, 0.5]]), np.array([[1.0, 1.0]]), np.array([[[3.0], [3.0]]])
     passed, exec_cost = np.array([[0, 1]]), np.array([[1.0, 1.0]])
     literal = fit_weights(cost, entropy, jury, passed, exec_cost, ["g"], margin=0.0)
-    assert literal.chosen.tolist() == [1]  # SPEC's constraint as written lets x take the tie
+    assert literal.chosen.tolist() == [1]  # the paper's constraint as written lets x take the tie
     assert choose(literal.weights, cost, entropy, jury).tolist() == [0]
     strict = fit_weights(cost, entropy, jury, passed, exec_cost, ["g"])
     assert strict.chosen.tolist() == [0] == choose(strict.weights, cost, entropy, jury).tolist()
@@ -236,7 +236,7 @@ def test_bad_input_raises_clear_errors():
 
 def test_solvable_worst_case_lets_the_largest_take_what_only_it_solves():
     """t0 nobody solves; t1 and t3 look identical to the jury but only t1 is solved (by the large agent); t2 both
-    solve. Bounding every task (SPEC) makes t0 set Q = 1.05, so routing t1 and t3 to the large agent (t3 then
+    solve. Bounding every task (the paper) makes t0 set Q = 1.05, so routing t1 and t3 to the large agent (t3 then
     loses 1.5) is forbidden; bounding only solvable tasks leaves t3 to the ε·mean term."""
     cost = np.array([[0.1, 1.0]] * 4)
     entropy = np.zeros((4, 2))

@@ -1,9 +1,9 @@
-"""Fit the auction's weights on the train split (SPEC §4) and save them for later runs.
+"""Fit the auction's weights on the train split (docs/method.md §4) and save them for later runs.
 
     python -m sale.fit                                   # cpu pool; reads data/runs/scaling-cpu-train
     python -m sale.fit pool=qwen3 fit.train_run=...      # any pool with a finished train run
 
-Step 1 of SPEC §4 (every agent to completion on the train tasks) is a `method=single` run, e.g.
+Step 1 of docs/method.md §4 (every agent to completion on the train tasks) is a `method=single` run, e.g.
 `python -m sale.run experiment=scaling tasks.split=train`; its results give y[t, i] and the execution cost.
 Step 2 runs what an auction computes before refinement, for every train task: each agent's bid (|s|, H) and
 every juror's rating γ of every bid. Those calls go through the persistent call cache, so an interrupted fit
@@ -11,7 +11,7 @@ resumes where it stopped and a refit costs nothing. Step 3 solves the MILP three
 fit.out_dir:
 
     features.parquet     one row per (task, agent): cost feature, entropy, gamma_<juror>, passed, exec cost
-    minmax.json          SPEC §4's min-max fit (load with auction.weights.path=<out_dir>/minmax.json)
+    minmax.json          the paper's min-max fit, docs/method.md §4 (auction.weights.path=<out_dir>/minmax.json)
     minmax-solvable.json min-max over the tasks some agent solves (see sale.auction.weights.fit_weights)
     mean.json            the average-loss ablation
     overhead.json        min-max over solvable tasks, overhead-aware (ours, beyond the paper): each juror the fit
@@ -40,7 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 import sale.config  # noqa: F401  (registers the resolver that lists the groups in --help)
 from sale import CONF_DIR
 
-# (file name, objective, worst_case, overhead-aware): SPEC's min-max, min-max bounded on solvable tasks only, the
+# (file name, objective, worst_case, overhead-aware): the paper's min-max, min-max bounded on solvable tasks only, the
 # mean ablation, and our default made overhead-aware (jurors priced into the loss).
 FITS = (
     ("minmax", "minmax", "all", False),
@@ -263,8 +263,8 @@ def cross_validate(
 
 
 def train_features(cfg: DictConfig, pool) -> pd.DataFrame:
-    """SPEC §4 steps 1-2: the train tasks every agent ran (fit.train_run), each bid's features and every juror's
-    rating (collect_features), joined to each agent's outcome and execution cost there."""
+    """Steps 1-2 of docs/method.md §4: the train tasks every agent ran (fit.train_run), each bid's features and every
+    juror's rating (collect_features), joined to each agent's outcome and execution cost there."""
     from sale.harness.runlog import load_logs
     from sale.llm.cache import open_cache
     from sale.tasks import load_tasks

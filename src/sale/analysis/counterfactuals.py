@@ -115,7 +115,7 @@ def solver_groups(passed: pd.DataFrame, domains: pd.Series) -> pd.DataFrame:
 
 def oracle_costs(passed: pd.DataFrame, exec_cost: pd.DataFrame, domains: pd.Series) -> pd.DataFrame:
     """The oracle (the cheapest agent that solves a task executes it) under each fallback for the tasks no agent
-    solves: the cheapest agent or the largest (SPEC's). pass@1, $/task and cost relative to the largest alone, per
+    solves: the cheapest agent or the largest (the paper's). pass@1, $/task and cost relative to the largest alone, per
     domain and overall. Execution $ only: the oracle holds no auction."""
     agents = list(passed.columns)
     solved = passed.to_numpy() > 0
@@ -181,7 +181,7 @@ def replay_auction(
     kept (self-evaluation on), imputed (the bidder's own rating replaced by that juror's mean rating of the other
     plans, as `auction.jury.self_evaluation=false` does: sale.auction.bids.impute_own_ratings), rescaled (the own
     rating left out and the jury's weight spread over the others, the auction's rule before 2026-12-06; a bid no
-    weighted juror rated gets its auction's mean jury term) or dropped (SPEC's Σ_j w_j·γ_j with the self term
+    weighted juror rated gets its auction's mean jury term) or dropped (the paper's Σ_j w_j·γ_j with the self term
     absent, no rescaling)."""
     from sale.analysis.regime import allocate, build_auctions
 
@@ -193,7 +193,7 @@ def replay_auction(
         solves = [5.0 * perfect.at[t, a] for t, a in zip(b["task_id"], b["agent"])]
         b = b.assign(**{f"gamma_{j}": solves for j in jurors})
 
-    def dropped(auction):  # SPEC's sum without the self term, not rescaled
+    def dropped(auction):  # the paper's sum without the self term, not rescaled
         for bid in auction:
             bid.value = weights.w_entropy * bid.entropy + sum(weights.w_jury[j] * v for j, v in bid.jury.items())
             bid.score = bid.cost - bid.value
@@ -323,7 +323,8 @@ def cached_prefix_tokens(calls: pd.DataFrame, plan_tokens: int = 128) -> pd.Seri
 
 
 PRICE_SCHEMES = {
-    "one price for all tokens (ours)": "every token at the agent's price, prompt and completion alike (SPEC §6)",
+    "one price for all tokens (ours)": "every token at the agent's price, prompt and completion alike "
+    "(docs/method.md §6)",
     "output tokens only": "completion tokens at the agent's price, prompts free",
     "input at 1/4 of output, cached prefixes at 1/10 of input": "completion at the agent's price, prompt tokens at a "
     "quarter of it, and the estimated cached prefix (cached_prefix_tokens) at a tenth of that",

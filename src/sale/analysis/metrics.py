@@ -1,4 +1,4 @@
-"""Metrics of SPEC §6, as pure functions on numpy arrays and pandas objects.
+"""Metrics of docs/method.md §6, as pure functions on numpy arrays and pandas objects.
 
 Nothing here knows the log schema: callers pass arrays, or a DataFrame plus the names of its
 columns. Quantities are fractions (pass@1 = 0.638, not 63.8) unless a docstring says otherwise.

@@ -225,9 +225,9 @@ def format_comparison(table: pd.DataFrame) -> pd.DataFrame:
 def sale_vs_largest(
     sale: pd.DataFrame, largest_results: pd.DataFrame, largest: str, n_boot: int = 2000, seed: int = 0
 ) -> pd.DataFrame:
-    """SPEC §2's table: SALE against the largest agent alone (`largest_results`: that one arm), on the tasks both
-    hold, per domain and bin (bin 'all' per domain, and domain 'all'). pass@1 with percentile bootstrap 95% CIs
-    over tasks (SALE: per-task means over orders, plus the std of pass@1 over orders), the paired bootstrap CI of
+    """The table of docs/method.md §2: SALE against the largest agent alone (`largest_results`: that one arm), on the
+    tasks both hold, per domain and bin (bin 'all' per domain, and domain 'all'). pass@1 with percentile bootstrap 95%
+    CIs over tasks (SALE: per-task means over orders, plus the std of pass@1 over orders), the paired bootstrap CI of
     the difference, blended $/Mtok, $/task, cost relative to the largest, SALE's reliance on the largest (its
     share of executions) and the reduction from the largest alone (share 1). Empty if they share no task."""
     common = set(sale["task_id"]) & set(largest_results["task_id"])

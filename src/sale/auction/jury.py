@@ -1,4 +1,4 @@
-"""The jury: every juror rates every plan 0–5 from one forward pass (SPEC §3, step 3).
+"""The jury: every juror rates every plan 0–5 from one forward pass (docs/method.md §3, step 3).
 
 gamma_j(s) is the expected rating under juror j's next-token distribution over "0".."5" after the rating prompt;
 the most likely rating is logged too. Plans reach jurors without the bidder's name, in a shuffled order. Each

@@ -1,4 +1,4 @@
-"""The shared auction memory and the contrastive pairs it gives a refining agent (SPEC §3, step 6).
+"""The shared auction memory and the contrastive pairs it gives a refining agent (docs/method.md §3, step 6).
 
 Memory holds one record per past auction in the current task stream. A refining agent retrieves the k past tasks
 most similar to the current one (cosine similarity of sentence embeddings of the descriptions) and sees, for

@@ -1,9 +1,9 @@
-"""The auction's weights: the bid score C − V, its default weights, and the min-max MILP fit (SPEC §3–§4).
+"""The auction's weights: the bid score C − V, its default weights, and the min-max MILP fit (docs/method.md §3–§4).
 
 A bid of agent i for task t has three kinds of features:
 
 - cost c: ``cost_feature(price, max_price, bid_tokens, bid_cap)`` = price / max_price · bid_tokens / bid_cap,
-  in [0, 1]. SPEC §3.2 writes C = w_c · π · |s|; we divide π by the pool's largest price and |s| by the
+  in [0, 1]. docs/method.md §3 (step 2) writes C = w_c · π · |s|; we divide π by the pool's largest price and |s| by the
   bid cap B **(our choice)**. Inside one pool that is a constant rescaling, which a fitted w_c absorbs
   (the fit reaches the same auction rules either way), but it puts cost on the same footing in every pool:
   raw π·|s| is ≈ 2 for a 1.5B model and ≈ 46 for Qwen3-32B at 128 tokens, so raw-scale weights would not
@@ -12,7 +12,7 @@ A bid of agent i for task t has three kinds of features:
 - jury γ_j: the expected 0–5 score juror j gives the plan.
 
 score = w_c · c − (w_h · h + Σ_j w_j · γ_j), lower wins, ties go to the cheaper agent (lower index;
-agents are ordered by price). Entropy enters the value V with a positive sign, as in SPEC §3.4.
+agents are ordered by price). Entropy enters the value V with a positive sign, as in docs/method.md §3 (step 4).
 
 Everything here is linear in w = (w_c, w_h, w_1 … w_J): score = features · w with
 features = (c, −h, −γ_1 … −γ_J). Arrays are indexed [task, agent] and [task, agent, juror]; the juror
@@ -31,12 +31,12 @@ import numpy as np
 
 OBJECTIVES = ("minmax", "mean")
 
-# Default weights (used when no fit exists, SPEC §4.4). They sum to 1 like a fitted vector.
+# Default weights (used when no fit exists, docs/method.md §4 and §7). They sum to 1 like a fitted vector.
 # With the normalised cost feature, the cost gap between the cheapest and the largest agent is ≈ 0.6–0.9
 # for a full-length bid (Qwen3 pool 0.14 vs 1.0; cpu pool 0.09 vs 1.0). At w_c = 0.3 that gap is worth
 # ≈ 0.2–0.27 of score, and the jury (0.6 in total, split equally, so it acts on the mean jury score) turns
 # that into ≈ 0.33–0.45 of a point on the 0–5 scale: a cheap agent wins unless the jury rates the
-# expensive plan clearly better. Entropy gets 0.1: SPEC §3.4 counts it as value, but its direction as a
+# expensive plan clearly better. Entropy gets 0.1: docs/method.md §3 counts it as value, but its direction as a
 # signal of plan quality is the least certain of the three, so its swing (≈ 0.1 · 0.5–1 nat) stays
 # below the cost and jury terms.
 DEFAULT_W_COST = 0.3
@@ -245,7 +245,7 @@ def _argmin_rows(feats: np.ndarray, margin: float, big_m: float | None):
     """Big-M rows  Σ_k w_k·(f_ti − f_tj)_k + M_tij·x_ti ≤ M_tij − δ_tij  for every task t and i ≠ j.
 
     Big-M: w lies on the simplex, so w·d ≤ max_k d_k for any difference vector d. With x_ti = 0 the row
-    reads w·d ≤ M − δ, so M_tij = max_k d_k + δ is valid and the tightest such bound (the SPEC's single
+    reads w·d ≤ M − δ, so M_tij = max_k d_k + δ is valid and the tightest such bound (the paper's single
     M = largest absolute feature difference bounds every one of them at δ = 0); a row whose max_k d_k + δ ≤ 0
     always holds and is dropped. A user `big_m` replaces every M_tij and must be at least the largest. δ_tij is
     the margin, except 0 when i < j and the two bids have identical features: then the tie already goes to the
@@ -374,7 +374,7 @@ def fit_weights(
     worst_case: str = "all",
     juror_cost=None,
 ) -> FitResult:
-    """Fit w = (w_c, w_h, w_1 … w_J) by the mixed-integer program of SPEC §4 (scipy.optimize.milp, HiGHS).
+    """Fit w = (w_c, w_h, w_1 … w_J) by the mixed-integer program of docs/method.md §4 (scipy.optimize.milp, HiGHS).
 
     cost[T,N] is cost_feature(...) of each bid, entropy[T,N] its entropy, jury[T,N,J] the jurors' scores in
     the order of juror_names; passed[T,N] (0/1) and exec_cost[T,N] come from running every agent to
@@ -382,14 +382,14 @@ def fit_weights(
 
     objective="minmax" minimises Q + ε·Σ_t z_t with z_t ≤ Q; "mean" minimises (1/T)·Σ_t z_t.
 
-    margin: SPEC's argmin rows let x pick any minimiser, including one that loses the tie-break at
-    prediction time, so a fit could claim a choice the auction will not make. With margin δ > 0 (our
+    margin: the paper's argmin rows (docs/method.md §4) let x pick any minimiser, including one that loses the
+    tie-break at prediction time, so a fit could claim a choice the auction will not make. With margin δ > 0 (our
     choice, default 1e-4, small next to score gaps of order 0.01–1) the chosen agent must beat every other
     bid by δ, which makes x the unique argmin of choose(); identical bids are exempt towards a more
     expensive twin. If no w achieves that (near-identical bids), the fit is redone with δ = 0 and the
-    status says so. margin=0 is the SPEC's constraint as written.
+    status says so. margin=0 is the paper's constraint as written.
 
-    worst_case (min-max only): "all" bounds every task's loss by Q, as SPEC §4 writes it. "solvable" (our
+    worst_case (min-max only): "all" bounds every task's loss by Q, as docs/method.md §4 writes it. "solvable" (our
     option) bounds only the tasks some agent passes; the others still count in the ε·Σ_t z_t term. Why: on a task
     no agent solves, every choice loses 1 and the loss differs only by cost, so when such tasks exist Q is set by
     them and the fit must route every one of them to its cheapest agent — with small models, where many tasks

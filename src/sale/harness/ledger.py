@@ -1,7 +1,7 @@
 """Every LLM call goes through a Ledger, which charges it at the price of the agent that processed it.
 
 One accounting rule for every phase (bid, jury, refine, execute, route, verify): prompt and completion tokens
-alike, cost = price ($/Mtok) x tokens / 1e6 (SPEC §6). The ledger also applies the persistent call cache.
+alike, cost = price ($/Mtok) x tokens / 1e6 (docs/method.md §6). The ledger also applies the persistent call cache.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Routers that see only the task description (SPEC §5): kNN and multi-label classifier
+"""Routers that see only the task description (docs/method.md §5): kNN and multi-label classifier
 predictors of per-agent success, and the decision rules that pick an agent from them."""
 
 from sale.routers.knn import KNNRouter

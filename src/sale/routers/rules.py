@@ -1,5 +1,5 @@
 """Decision rules that turn predicted success probabilities P[t, a] into one agent per task
-(SPEC §5), and sweeps over their parameter to trace a cost-quality curve.
+(docs/method.md §5), and sweeps over their parameter to trace a cost-quality curve.
 
 Agents are indexed in price order (0 = cheapest, last = largest); the rules also take the
 prices or mean costs, and order by them, so they stay correct for any indexing.
