@@ -1,4 +1,4 @@
-"""Bids: each agent's short strategic plan, its entropy, and how bids are scored (SPEC §3, steps 1–4)."""
+"""Bids: each agent's short strategic plan, its entropy, and how bids are scored (docs/method.md §3, steps 1–4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One SALE auction for one task (SPEC §3): bids, cost, jury, value, provisional winner, refinement by cheaper
+"""One SALE auction for one task (docs/method.md §3): bids, cost, jury, value, provisional winner, refinement by cheaper
 agents from the shared memory, final winner. Execution and the memory update are the caller's (sale.harness.methods)."""
 
 from __future__ import annotations
