@@ -35,10 +35,12 @@ def generate_all(pool_name: str, n: int, max_tokens: int) -> tuple[dict[str, lis
         out, speed = {}, {}
         for agent in pool.names:
             llm = pool.llm(agent)
-            llm.generate([{"role": "user", "content": "Hi"}], max_tokens=2)  # load and warm up
+            llm.generate([{"role": "user", "content": "Hi"}], max_tokens=2, entropy=True)  # load and warm up
             t0 = time.perf_counter()
             out[agent] = parallel_map(
-                lambda p: llm.generate([{"role": "user", "content": p}], max_tokens=max_tokens), PROMPTS, n
+                lambda p: llm.generate([{"role": "user", "content": p}], max_tokens=max_tokens, entropy=True),
+                PROMPTS,
+                n,
             )
             speed[agent] = sum(g.completion_tokens for g in out[agent]) / (time.perf_counter() - t0)
         return out, speed

@@ -23,7 +23,7 @@ class ScriptedChat:
     def __init__(self, replies):
         self.name, self.replies, self.prompts = "scripted", list(replies), []
 
-    def generate(self, messages, max_tokens=256, stop=None, temperature=0.0, seed=0):
+    def generate(self, messages, max_tokens=256, stop=None, temperature=0.0, seed=0, entropy=False):
         self.prompts.append(messages[-1]["content"])
         text = self.replies.pop(0)
         return Generation(text, 100, len(text.split()), [0.5] * len(text.split()), 0.01)

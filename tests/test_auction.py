@@ -28,7 +28,7 @@ class ScriptedLLM:
         self.refine_prompts = []
         self.rated = []  # the plans this juror rated, in order
 
-    def generate(self, messages, max_tokens=256, stop=None, temperature=0.0, seed=0):
+    def generate(self, messages, max_tokens=256, stop=None, temperature=0.0, seed=0, entropy=False):
         refining = "current plan" in messages[-1]["content"]
         if refining:
             self.refine_prompts.append(messages[-1]["content"])

@@ -28,7 +28,7 @@ class Rambler:
     def __init__(self, text=None):
         self.name, self.stops, self.text = "rambler", [], text or self.TEXT
 
-    def generate(self, messages, max_tokens=256, stop=None, temperature=0.0, seed=0):
+    def generate(self, messages, max_tokens=256, stop=None, temperature=0.0, seed=0, entropy=False):
         self.stops.append(list(stop or []))
         text = self.text
         cut = min([text.find(s) for s in stop or [] if s in text] or [len(text)])

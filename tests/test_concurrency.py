@@ -52,7 +52,7 @@ class CountingLLM:
         self.now = self.peak = 0
         self.lock = threading.Lock()
 
-    def generate(self, messages, max_tokens=256, stop=None, temperature=0.0, seed=0):
+    def generate(self, messages, max_tokens=256, stop=None, temperature=0.0, seed=0, entropy=False):
         with self.lock:
             self.now += 1
             self.peak = max(self.peak, self.now)

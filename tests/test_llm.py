@@ -67,7 +67,7 @@ def test_transformers_generate_entropies_match_direct_forward(tiny_pool):
     import torch
 
     llm = tiny_pool.llm("tiny-qwen3-a")
-    gen = llm.generate(MSGS, max_tokens=12)
+    gen = llm.generate(MSGS, max_tokens=12, entropy=True)
     assert gen.prompt_tokens > 5 and 0 < gen.completion_tokens <= 12
     assert len(gen.entropies) == gen.completion_tokens and not gen.entropy_approximate
     # Recompute each step's entropy from one forward pass over prompt + completion.
@@ -101,14 +101,37 @@ def test_transformers_score_options_is_one_forward_pass(tiny_pool):
 def test_call_cache_serves_identical_calls(tiny_pool, tmp_path):
     cache = CallCache(tmp_path / "calls.sqlite")
     llm = CachedLLM(tiny_pool.llm("tiny-qwen3-b"), "tiny-qwen3-b", cache)
-    first = llm.generate(MSGS, max_tokens=8)
-    second = llm.generate(MSGS, max_tokens=8)
+    first = llm.generate(MSGS, max_tokens=8, entropy=True)
+    second = llm.generate(MSGS, max_tokens=8, entropy=True)
     assert (cache.misses, cache.hits) == (1, 1) and second.cached and not first.cached
     assert second.text == first.text and second.entropies == first.entropies
     llm.generate(MSGS, max_tokens=9)  # another decoding parameter is another call
     assert cache.misses == 2
     reopened = CachedLLM(tiny_pool.llm("tiny-qwen3-b"), "tiny-qwen3-b", CallCache(tmp_path / "calls.sqlite"))
     assert reopened.score_options(MSGS, DIGITS).probs == pytest.approx(llm.score_options(MSGS, DIGITS).probs)
+
+
+def test_the_entropy_is_computed_only_for_calls_that_read_it(tiny_pool, tmp_path):
+    """A bid asks for its entropy; an execution does not, and logs none. The cache key leaves the flag out (the
+    committed calls keep answering): a cached call with the entropy answers one without it, stripped as that call
+    would have logged it, and a cached call without it does not answer one that needs it."""
+    from sale.harness.ledger import Ledger
+
+    cache = CallCache(tmp_path / "calls.sqlite")
+    llm = CachedLLM(tiny_pool.llm("tiny-qwen3-b"), "tiny-qwen3-b", cache)
+    plain = llm.generate(MSGS, max_tokens=8)
+    assert plain.entropies == [] and plain.mean_entropy is None and not plain.entropy_computed
+    bid = llm.generate(MSGS, max_tokens=8, entropy=True)  # the cached call had no entropy: made again
+    assert not bid.cached and bid.text == plain.text and len(bid.entropies) == bid.completion_tokens > 0
+    again = llm.generate(MSGS, max_tokens=8)  # now cached with the entropy: served, without it
+    assert again.cached and again.mean_entropy is None and again.text == bid.text
+    assert llm.generate(MSGS, max_tokens=8, entropy=True).mean_entropy == pytest.approx(bid.mean_entropy)
+
+    ledger = Ledger(tiny_pool)
+    ledger.generate("tiny-qwen3-a", "execute", MSGS, max_tokens=4)
+    ledger.generate("tiny-qwen3-a", "bid", MSGS, max_tokens=4, entropy=True)
+    executed, bidden = ledger.calls
+    assert executed["mean_entropy"] is None and bidden["mean_entropy"] is not None
 
 
 def _open_cache_after(barrier, path) -> str | None:
@@ -141,7 +164,7 @@ def test_cache_shards_carry_a_pools_calls_to_a_fresh_cache(tiny_pool, tmp_path, 
 
     cache = CallCache(tmp_path / "a.sqlite")
     llm = CachedLLM(tiny_pool.llm("tiny-qwen3-b"), "tiny-qwen3-b", cache)
-    made = llm.generate(MSGS, max_tokens=8)
+    made = llm.generate(MSGS, max_tokens=8, entropy=True)
     rating = llm.score_options(MSGS, DIGITS)
     CachedLLM(tiny_pool.llm("tiny-qwen3-a"), "other-model", cache).generate(MSGS, max_tokens=8)
     shard, n = cache.export_shard(tmp_path / "shards", {"tiny-qwen3-b"})
@@ -152,7 +175,7 @@ def test_cache_shards_carry_a_pools_calls_to_a_fresh_cache(tiny_pool, tmp_path, 
     fresh = open_cache(cfg)
     assert "imported 2 calls" in capsys.readouterr().out
     replay = CachedLLM(tiny_pool.llm("tiny-qwen3-b"), "tiny-qwen3-b", fresh)
-    again = replay.generate(MSGS, max_tokens=8)
+    again = replay.generate(MSGS, max_tokens=8, entropy=True)
     assert again.cached and again.text == made.text and again.entropies == made.entropies
     assert replay.score_options(MSGS, DIGITS).probs == pytest.approx(rating.probs)
     assert fresh.misses == 0 and open_cache(cfg).import_shards(tmp_path / "shards") == 0  # each shard once
@@ -245,7 +268,9 @@ def test_xllamacpp_entropy_and_options_match_the_full_vocabulary(cpu_pool):
     SmolLM2, asked for explicitly): the tail bound is a lower bound within 5%, the options exact."""
     llm = cpu_pool.llm("smollm2-135m")
     assert llm.entropy_estimator == "tail_bound"
-    gen = llm.generate(MSGS, max_tokens=4)
+    gen = llm.generate(MSGS, max_tokens=4, entropy=True)
+    plain = llm.generate(MSGS, max_tokens=4)  # an execution: no log-probabilities asked for, none read
+    assert plain.text == gen.text and plain.entropies == [] and plain.mean_entropy is None
     assert gen.entropy_approximate and gen.completion_tokens > 0 and len(gen.entropies) == gen.completion_tokens
     full = llm.chat(MSGS, max_tokens=4, temperature=0.0, seed=0, logprobs=True, top_logprobs=49152)
     steps = full["choices"][0]["logprobs"]["content"]

@@ -98,9 +98,11 @@ def bid_messages(task, bid_max_tokens: int, prompts) -> list[dict]:
 
 def generate_bid(ledger, agent: str, task, bid_max_tokens: int, messages: list[dict], refined: bool = False):
     """The generation of a bid (or a refined bid) from `agent`, at most bid_max_tokens long; it stops by itself at
-    the end of a numbered plan of max_steps steps (bid_stop)."""
+    the end of a numbered plan of max_steps steps (bid_stop). The one call that asks for the entropy: H(s) is a
+    bid's value term, and nothing else in the method reads an entropy."""
+    phase = "refine" if refined else "bid"
     return ledger.generate(
-        agent, "refine" if refined else "bid", messages, max_tokens=bid_max_tokens, stop=bid_stop(bid_max_tokens)
+        agent, phase, messages, max_tokens=bid_max_tokens, stop=bid_stop(bid_max_tokens), entropy=True
     )
 
 

@@ -5,7 +5,8 @@
       journal.jsonl      append-only; one line per finished (arm, order, task): its result, calls and bids
       results.parquet    one row per (arm, order, task): who executed, passed, tokens, $, turns, trajectory, and
                          the code that made it (commit; dirty: src/ or conf/ differed from that commit)
-      calls.parquet      one row per LLM call: phase, agent, prompt/completion tokens, $, latency, entropy
+      calls.parquet      one row per LLM call: phase, agent, prompt/completion tokens, $, latency, and the
+                         mean entropy where the call computed it (bids; empty for every other call)
       bids.parquet       SALE only: one row per bid: C, H, each juror's gamma, V, score, winner flags
       .hydra/            Hydra's own record of the command line
 

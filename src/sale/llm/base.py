@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -27,10 +27,18 @@ class Generation:
     finish_reason: str = "stop"  # "stop" | "length"
     cached: bool = False  # served from the call cache (tokens are still charged)
     tokens: list[str] = field(default_factory=list)  # each completion token's text, where the backend reports it
+    entropy_computed: bool = True  # False: the caller did not ask for the entropy (generate(entropy=False))
 
     @property
-    def mean_entropy(self) -> float:
+    def mean_entropy(self) -> float | None:
+        """The mean per-token entropy in nats; None where it was not computed (only bids ask for it)."""
+        if not self.entropy_computed:
+            return None
         return float(np.mean(self.entropies)) if self.entropies else 0.0
+
+    def without_entropy(self) -> "Generation":
+        """This generation as a call that did not ask for the entropy would have logged it."""
+        return replace(self, entropies=[], tokens=[], entropy_computed=False)
 
 
 @dataclass
@@ -62,6 +70,7 @@ class LLM(Protocol):
         stop: Sequence[str] | None = None,
         temperature: float = 0.0,
         seed: int = 0,
+        entropy: bool = False,  # compute the per-token entropy (and ask the engine for log-probabilities)
     ) -> Generation: ...
 
     def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores: ...
@@ -113,13 +122,14 @@ def check_entropy_estimator(agent: str, estimator: str) -> str:
     return estimator
 
 
-def generation_from_chat_completion(data: dict, latency_s: float, estimator: str) -> Generation:
+def generation_from_chat_completion(data: dict, latency_s: float, estimator: str, entropy: bool = True) -> Generation:
     """A Generation from an OpenAI-style chat completion with per-token `top_logprobs` (vLLM, SGLang, llama.cpp's
-    server): entropies estimated from the top k, and marked approximate."""
+    server): entropies estimated from the top k, and marked approximate. entropy=False: a call that asked for no
+    log-probabilities, so none are read."""
     choice = data["choices"][0]
-    steps = (choice.get("logprobs") or {}).get("content") or []
+    steps = (choice.get("logprobs") or {}).get("content") or [] if entropy else []
     usage = data.get("usage") or {}
-    if not steps and int(usage.get("completion_tokens", 0)) > 0:  # a bid's entropy would silently be 0
+    if entropy and not steps and int(usage.get("completion_tokens", 0)) > 0:  # a bid's entropy would silently be 0
         raise LLMError(
             "the server returned no log-probabilities for the generated tokens, and a bid's entropy "
             "needs them: serve the model with log-probabilities enabled (vLLM: --max-logprobs 20)"
@@ -137,9 +147,10 @@ def generation_from_chat_completion(data: dict, latency_s: float, estimator: str
         completion_tokens=int(usage.get("completion_tokens", len(steps))),
         entropies=entropies,
         latency_s=latency_s,
-        entropy_approximate=True,
+        entropy_approximate=entropy,
         finish_reason=choice.get("finish_reason") or "stop",
         tokens=[step.get("token", "") for step in steps],
+        entropy_computed=entropy,
     )
 
 

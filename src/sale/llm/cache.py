@@ -210,7 +210,11 @@ class CachedLLM:
         stop: Sequence[str] | None = None,
         temperature: float = 0.0,
         seed: int = 0,
+        entropy: bool = False,
     ) -> Generation:
+        # The key leaves `entropy` out: asking for the entropy does not change what the model writes, so the calls
+        # cached before the flag existed (all with entropy) keep answering. A hit without the entropy does not answer
+        # a call that needs it; a hit with it answers a call that does not, as that call would have logged it.
         key = CallCache.key(
             kind="generate",
             model=self.model_key,
@@ -222,8 +226,14 @@ class CachedLLM:
         )
         hit = self.cache.get(key)
         if hit is not None:
-            return dataclasses.replace(Generation(**hit), cached=True)
-        gen = self.llm.generate(messages, max_tokens=max_tokens, stop=stop, temperature=temperature, seed=seed)
+            cached = dataclasses.replace(Generation(**hit), cached=True)
+            if not entropy:
+                return cached.without_entropy()
+            if cached.entropy_computed:
+                return cached
+        gen = self.llm.generate(
+            messages, max_tokens=max_tokens, stop=stop, temperature=temperature, seed=seed, entropy=entropy
+        )
         self.cache.put(key, dataclasses.asdict(gen), self.model_key)
         return gen
 

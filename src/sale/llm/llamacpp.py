@@ -68,6 +68,7 @@ class LlamaCppLLM:
         stop: Sequence[str] | None = None,
         temperature: float = 0.0,
         seed: int = 0,
+        entropy: bool = False,
     ) -> Generation:
         tokens = self.prompt_tokens(messages)
         self._check_fits(len(tokens), max_tokens)
@@ -84,7 +85,7 @@ class LlamaCppLLM:
             temperature=temperature,
             seed=seed,
             stop=list(stop or []) + self.template_stop,
-            logits_processor=[record_entropy],
+            logits_processor=[record_entropy] if entropy else None,
         )
         latency = time.perf_counter() - t0
         choice = out["choices"][0]
@@ -96,6 +97,7 @@ class LlamaCppLLM:
             entropies=entropies[:n_completion],
             latency_s=latency,
             finish_reason=choice.get("finish_reason") or "stop",
+            entropy_computed=entropy,
         )
 
     def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:

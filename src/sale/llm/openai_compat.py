@@ -78,14 +78,7 @@ class OpenAICompatLLM:
         return self.base_url
 
     def _chat(self, messages: Sequence[Message], **params) -> dict:
-        body = {
-            "model": self.model,
-            "messages": list(messages),
-            "logprobs": True,
-            "top_logprobs": self.top_logprobs,
-            **params,
-            **self.extra_body,
-        }
+        body = {"model": self.model, "messages": list(messages), **params, **self.extra_body}
         url = f"{self.base_url}/chat/completions"
         problem = ""
         for attempt in range(self.retries):
@@ -135,14 +128,17 @@ class OpenAICompatLLM:
         stop: Sequence[str] | None = None,
         temperature: float = 0.0,
         seed: int = 0,
+        entropy: bool = False,
     ) -> Generation:
         t0 = time.perf_counter()
         params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
+        if entropy:
+            params.update(logprobs=True, top_logprobs=self.top_logprobs)
         if stop:
             params["stop"] = list(stop)
         data = self._chat(messages, **params)
         try:
-            return generation_from_chat_completion(data, time.perf_counter() - t0, self.entropy_estimator)
+            return generation_from_chat_completion(data, time.perf_counter() - t0, self.entropy_estimator, entropy)
         except LLMError as e:
             raise LLMError(f"{self.name}: {self.base_url}: {e}") from e
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
@@ -155,7 +151,7 @@ class OpenAICompatLLM:
         t0 = time.perf_counter()
         try:
             return option_scores_from_chat_completions(
-                lambda k: self._chat(messages, max_tokens=1, temperature=0.0, top_logprobs=k),
+                lambda k: self._chat(messages, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=k),
                 options,
                 self.option_top_logprobs,
                 self.option_fallback_top_logprobs,

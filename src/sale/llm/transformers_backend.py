@@ -212,6 +212,7 @@ class TransformersLLM:
         stop: Sequence[str] | None = None,
         temperature: float = 0.0,
         seed: int = 0,
+        entropy: bool = False,
     ) -> Generation:
         torch = self.torch
         prompt = self.prompt_ids(messages)
@@ -232,7 +233,7 @@ class TransformersLLM:
                 ids,
                 attention_mask=torch.ones_like(ids),
                 max_new_tokens=max_tokens,
-                output_logits=True,
+                output_logits=entropy,  # a step's logits over the whole vocabulary: only bids read them
                 return_dict_in_generate=True,
                 pad_token_id=self.pad_id,
                 cache=cache,
@@ -251,7 +252,9 @@ class TransformersLLM:
         if eos is not None and (new == eos).any():
             n_new, finish = int((new == eos).nonzero()[0, 0]), "stop"
         new = new[:n_new]
-        entropies = [entropy_from_logits(step[0].float().cpu().numpy()) for step in out.logits[:n_new]]
+        entropies = (
+            [entropy_from_logits(step[0].float().cpu().numpy()) for step in out.logits[:n_new]] if entropy else []
+        )
         visible_from = 0
         if self.thinking:
             close = (new == self.think_close_id).nonzero()
@@ -271,6 +274,7 @@ class TransformersLLM:
             latency_s=latency,
             finish_reason=finish,
             tokens=tokens,
+            entropy_computed=entropy,
         )
 
     # ------------------------------------------------------------------------------------------------- jury
