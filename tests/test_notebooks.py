@@ -31,6 +31,7 @@ def printed(nb) -> str:
 
 
 LESSONS = [
+    "00_one_auction",
     "01_scaling",
     "02_cost_tables",
     "03_cost_quality",
@@ -78,6 +79,16 @@ def test_parameters_are_injected_after_the_parameters_cell():
         notebooks.inject_parameters(nb, {"WINDOWS": 5})
     assert notebooks.parse_value("3") == 3 and notebooks.parse_value("None") is None
     assert notebooks.parse_value("data/runs") == "data/runs" and notebooks.parse_value("'cpu'") == "cpu"
+
+
+def test_one_auction_notebook_checks_its_exercises():
+    """Notebook 00 ends with exercises, each with a hidden answer and a cell that checks it on the logged bids;
+    the committed outputs show every check passed."""
+    nb = nbformat.read(NOTEBOOKS / "00_one_auction.ipynb", as_version=4)
+    answers = [c for c in nb.cells if c.cell_type == "markdown" and "<details>" in c.source]
+    checks = [c for c in nb.cells if c.cell_type == "code" and "assert" in c.source and "exercise" in c.source.lower()]
+    assert len(answers) >= 3 and len(checks) >= 3
+    assert printed(nb).count("checked") >= len(checks)
 
 
 def test_scaling_notebook_draws_its_figures(tmp_path):
@@ -302,10 +313,9 @@ def test_auction_pay_notebook_draws_everything_on_complete_runs(fake_runs, tmp_p
 
 
 @pytest.mark.models
-def test_one_auction_notebook_runs_live_on_the_cpu_pool(tmp_path, monkeypatch):
+def test_one_auction_notebook_runs_live_on_the_cpu_pool(tmp_path):
     """Notebook 00 runs two real auctions (steps 1-3 by hand, then run_auction) and the winners' executions."""
-    monkeypatch.setenv("SALE_FIGURES_DIR", str(tmp_path))
-    nb = execute("00_one_auction")
+    nb = execute("00_one_auction", FIGURES=str(tmp_path))
     text = printed(nb)
     assert "provisional winner" in text and "executes" in text and "the auction's share of the dollars" in text
     images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
