@@ -454,11 +454,17 @@ def tree(path):
 
 @pytest.fixture
 def untouched():
-    """Asserts that the test left runs/ (where Hydra writes sweeps and default run directories) as it found it."""
-    runs = REPO_ROOT / "runs"
-    before = tree(runs) if runs.exists() else None
+    """Asserts that the test left no sweep directory (runs/multirun/<time>/) and no default run directory (runs/<name>/
+    of the commands it runs) behind. Only those: other runs may write elsewhere under runs/ meanwhile."""
+    multirun = REPO_ROOT / "runs" / "multirun"
+    default = REPO_ROOT / "runs" / str(compose().run.name)
+
+    def state():
+        return sorted(p.name for p in multirun.iterdir()) if multirun.exists() else None, default.exists()
+
+    before = state()
     yield
-    assert (tree(runs) if runs.exists() else None) == before
+    assert state() == before
 
 
 def test_a_run_dir_that_is_a_file_is_refused_in_one_line(tmp_path, untouched):
