@@ -940,17 +940,17 @@ def bad_input(
 
 @fault("config: unknown pool", "bad config")
 def unknown_pool(ctx):
-    return bad_input(ctx, ["pool=gpt5"], "pool/gpt5", "stub", hydra=True)
+    return bad_input(ctx, ["pool=gpt5"], "unknown pool 'gpt5'", "stub")
 
 
 @fault("config: unknown method", "bad config")
 def unknown_method(ctx):
-    return bad_input(ctx, ["method=sael"], "method/sael", "sale", hydra=True)
+    return bad_input(ctx, ["method=sael"], "unknown method 'sael'", "sale")
 
 
 @fault("config: unknown ablation", "bad config")
 def unknown_ablation(ctx):
-    return bad_input(ctx, ["ablation=no_jurry"], "ablation/no_jurry", "no_jury", hydra=True)
+    return bad_input(ctx, ["ablation=no_jurry"], "unknown ablation 'no_jurry'", "no_jury")
 
 
 @fault("config: tasks.per_bin=0", "bad config")
