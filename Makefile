@@ -3,7 +3,7 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup dev-setup lint test test-fast demo reproduce figures bench llamacpp help
+.PHONY: setup dev-setup lint test test-fast demo reproduce check-reproduction figures bench llamacpp help
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
@@ -29,6 +29,9 @@ demo: setup  ## the main job on the embedded cpu pool: SALE beside the largest a
 
 reproduce: setup  ## the paper stage by stage (scripts/reproduce.sh; STAGES="fit main" for some, POOL=qwen3 for the paper's pool)
 	bash scripts/reproduce.sh $(STAGES)
+
+check-reproduction: setup  ## regenerate every committed run from the committed call cache and compare, task for task
+	bash scripts/reproduce.sh check
 
 figures: setup  ## execute notebooks/ against the logs and write figures/
 	$(PY) scripts/run_notebooks.py

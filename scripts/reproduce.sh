@@ -6,6 +6,8 @@
 #   CONCURRENCY=4 bash scripts/reproduce.sh   # tasks in flight per run (run.concurrency)
 #   SALE_DATA_DIR=data/next bash scripts/reproduce.sh   # write runs, weights and the overhead table under data/next
 # Stages: scaling_test scaling_train fit main ablations overhead figures
+#   bash scripts/reproduce.sh check           # regenerate every committed run from the committed call-cache shards
+#                                             # into an empty data dir and compare them task for task (no model time)
 # After each stage, and when the script stops early (a stage failed, or was stopped with SIGTERM), the pool's new
 # call-cache entries become a shard under data/cache/<pool>/ (sale.llm.cache): commit it, and the next machine
 # replays those calls instead of paying for them again.
@@ -31,7 +33,16 @@ for stage in $STAGES; do
     ablations)     $PY -m sale.run -m experiment=ablations pool=$POOL $RUN ;;
     overhead)      $PY scripts/bench_auction.py "$DATA/runs/main-sale-$POOL_NAME" --out "$DATA/bench/auction_overhead" ;;
     figures)       $PY scripts/run_notebooks.py ;;
-    *) echo "unknown stage $stage; one of: scaling_test scaling_train fit main ablations overhead figures" >&2; exit 2 ;;
+    check)
+      out=$(mktemp -d "${TMPDIR:-/tmp}/sale-check.XXXXXX")
+      mkdir -p "$out/shards" && cp data/cache/"$POOL_NAME"/*.parquet "$out/shards/"
+      start=$(date +%s)
+      SALE_DATA_DIR="$out" SALE_CALL_CACHE="$out/calls.sqlite" SALE_CACHE_SHARDS="$out/shards" \
+        bash "$0" scaling_test scaling_train fit main ablations
+      echo "=== regenerated in $(( $(date +%s) - start )) s into $out; comparing with data/"
+      $PY scripts/check_reproduction.py data "$out"
+      continue ;;
+    *) echo "unknown stage $stage; one of: scaling_test scaling_train fit main ablations overhead figures check" >&2; exit 2 ;;
   esac
   export_calls
 done
