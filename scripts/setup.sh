@@ -20,17 +20,20 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 PIP="$VENV/bin/python -m pip"
-stamp="$VENV/.sale-installed"
-want=$( (cat pyproject.toml; echo "$EXTRAS") | sha256sum | cut -c1-16)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+stamp="$VENV/.sale-installed"  # the pyproject.toml hash it installed, then each extra it installed, one a line
+want=$(sha256sum < pyproject.toml | cut -c1-16)
+installed() { [ "$(head -1 "$stamp" 2>/dev/null)" = "$want" ] && for e in ${EXTRAS//,/ }; do grep -qx "$e" "$stamp" || return 1; done; }
+if ! installed; then
   # torch first: with 2.13.0 present, the package's 'torch>=2.4' installs nothing more (no CUDA wheels).
   if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
     echo "[setup] installing torch==2.13.0"
     $PIP install -q torch==2.13.0
   fi
   echo "[setup] installing the sale package and its dependencies"
+  # the extras already installed stay: make setup after make test keeps the dev tools
+  [ "$(head -1 "$stamp" 2>/dev/null)" = "$want" ] && EXTRAS=$( (tail -n +2 "$stamp"; echo "${EXTRAS//,/$'\n'}") | sort -u | paste -sd, -)
   $PIP install -q -e ".[$EXTRAS]"
-  echo "$want" > "$stamp"
+  { echo "$want"; echo "${EXTRAS//,/$'\n'}"; } > "$stamp"
 fi
 "$VENV/bin/python" -m sale.assets fetch "pool=$POOL"
 # A crash of the engine on this CPU (an illegal instruction, say) stops here, with the CPU's features and the fix,
