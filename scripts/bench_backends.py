@@ -6,10 +6,11 @@ For each agent (each in a fresh subprocess, so peak memory is its own) it measur
   tok/s with a prompt that asks for long text (actual tokens generated are reported); peak RSS.
 On a llama.cpp backend it also times the raw engine on the same prompt, same max_tokens, temperature 0, interleaved
 with our generate, and reports ours/raw tokens/s and whether the two greedy texts are identical:
-  xllamacpp (the default): raw = Server.handle_chat_completions with no log-probabilities; ours asks for the top
-    200 log-probabilities of every token and estimates its entropy from them;
-  llamacpp (optional, `make llamacpp`): raw = Llama.create_completion; ours computes the full-vocabulary entropy
-    of every token in a logits processor.
+  xllamacpp (the default): raw = Server.handle_chat_completions with no log-probabilities; a bid-like call of ours
+    (generate(entropy=True)) asks for the top 200 log-probabilities of every token and estimates its entropy from
+    them; an execution-like call (generate(), no entropy) asks for none;
+  llamacpp (optional, `make llamacpp`): raw = Llama.create_completion; a bid-like call computes the
+    full-vocabulary entropy of every token in a logits processor, an execution-like one does not.
 The machine may be shared: compare ratios within one run.
 
     .venv/bin/python scripts/bench_backends.py                          # cpu pool, xllamacpp (~5 min, 2 cores)
@@ -43,7 +44,7 @@ from pathlib import Path
 from statistics import median
 
 from sale import DATA_DIR, REPO_ROOT
-from sale.llm import AgentSpec, Pool, load_backend
+from sale.llm import AgentSpec, Pool, load_backend, load_pool
 
 # A fixed ~300-token prompt (a jury-style question whose answer is one digit), and one that makes a model write.
 LONG_PROMPT = (
@@ -67,11 +68,6 @@ ESSAY_PROMPT = (
     "Write a long, detailed essay of at least 1500 words on the history of the printing press, from "
     "woodblock printing in China to the rotary press, with many sections and examples."
 )
-
-
-def load_pool(name: str) -> Pool:
-
-    return load_pool(name)
 
 
 LLAMA_CPP = ("xllamacpp", "llamacpp")
@@ -139,20 +135,24 @@ def bench_agent(llm, reps: int, n_new: int, raw: bool) -> dict:
     m["score_options_cold_s"], m["score_options_warm_s"] = cold, warm
 
     msgs = [{"role": "user", "content": ESSAY_PROMPT}]
-    llm.generate(msgs, max_tokens=8)  # warm-up; afterwards both sides reuse the cached prompt alike
-    ours, theirs, texts = [], [], set()
+    llm.generate(msgs, max_tokens=8)  # warm-up; afterwards every side reuses the cached prompt alike
+    # ours: an execution-like call (no entropy asked for); bid: a bid-like call (the entropy of every token)
+    timings: dict[str, list] = {"ours": [], "bid": [], "raw": []}
+    texts = set()
+    sides = ["ours", "bid"] + (["raw"] if raw else [])
     for i in range(reps):
-        for side in ("ours", "raw") if i % 2 == 0 else ("raw", "ours"):  # alternate the order against drift
-            if side == "ours":
-                g, dt = timed(lambda: llm.generate(msgs, max_tokens=n_new))  # the whole call, template included
-                ours.append((g.completion_tokens, dt))
-                texts.add(g.text)
-            elif raw:
+        for side in sides[i % len(sides) :] + sides[: i % len(sides)]:  # rotate the order against drift
+            if side == "raw":
                 (n, text), dt = timed(lambda: raw_engine(llm, msgs, n_new))
-                theirs.append((n, dt))
-                texts.add(text)
+            else:  # the whole call, template included
+                g, dt = timed(lambda: llm.generate(msgs, max_tokens=n_new, entropy=side == "bid"))
+                n, text = g.completion_tokens, g.text
+            timings[side].append((n, dt))
+            texts.add(text)
+    ours, bid, theirs = timings["ours"], timings["bid"], timings["raw"]
     m["decode_tokens"] = [n for n, _ in ours]
     m["decode_tok_s"] = [n / dt for n, dt in ours]
+    m["bid_decode_tok_s"] = [n / dt for n, dt in bid]
     if raw:
         import numpy as np
 
@@ -161,6 +161,7 @@ def bench_agent(llm, reps: int, n_new: int, raw: bool) -> dict:
         m["raw_decode_tokens"] = [n for n, _ in theirs]
         m["raw_decode_tok_s"] = [n / dt for n, dt in theirs]
         m["overhead_ratio"] = [median(m["decode_tok_s"]) / median(m["raw_decode_tok_s"])]
+        m["bid_overhead_ratio"] = [median(m["bid_decode_tok_s"]) / median(m["raw_decode_tok_s"])]
         m["texts_equal"] = [float(len(texts) == 1)]  # greedy: every call of both sides wrote the same text
         if getattr(llm, "engine", "") == "xllamacpp":
             top = np.sort(np.random.default_rng(0).normal(size=llm.top_logprobs))[::-1] - 8.0
@@ -228,6 +229,8 @@ UNITS = {
     "raw_decode_tokens": "tokens",
     "raw_decode_tok_s": "tok/s",
     "overhead_ratio": "ratio",
+    "bid_decode_tok_s": "tok/s",
+    "bid_overhead_ratio": "ratio",
     "texts_equal": "bool",
     "entropy_ms": "ms/token",
     "peak_rss_mb": "MiB",
@@ -240,9 +243,11 @@ COLUMNS = [
     ("score_options_cold_s", "score_options cold s", "{:.3f}"),
     ("score_options_warm_s", "score_options warm s", "{:.3f}"),
     ("decode_tokens", "new tok", "{:.0f}"),
-    ("decode_tok_s", "decode tok/s", "{:.1f}"),
+    ("decode_tok_s", "execution-like tok/s", "{:.1f}"),
+    ("bid_decode_tok_s", "bid-like tok/s", "{:.1f}"),
     ("raw_decode_tok_s", "raw engine tok/s", "{:.1f}"),
-    ("overhead_ratio", "ours/raw", "{:.3f}"),
+    ("overhead_ratio", "execution-like / raw", "{:.3f}"),
+    ("bid_overhead_ratio", "bid-like / raw", "{:.3f}"),
     ("texts_equal", "same text", "{:.0f}"),
     ("entropy_ms", "entropy ms/tok", "{:.2f}"),
 ]
@@ -283,9 +288,10 @@ def markdown(results: list[tuple[str, str, str, dict]], info: dict, command: str
         f"{info['loadavg_1m']:.2f} at start, Python {info['python']}, {info['engines']}, "
         f"commit {info['git_commit']}, llama.cpp threads {threads or 'per pool config (default: one per core)'}.",
         f"Command: `{command}`. Medians over repetitions; "
-        "ours/raw = our generate tok/s (with the entropy of every token) over the raw engine's tok/s on the same "
-        "greedy call, interleaved (xllamacpp: handle_chat_completions without log-probabilities; llamacpp: "
-        "Llama.create_completion).",
+        "our generate's tok/s over the raw engine's on the same greedy call, the three interleaved: execution-like "
+        "= generate() as an execution calls it (no entropy), bid-like = generate(entropy=True) as a bid calls it "
+        "(the entropy of every token; xllamacpp asks for the top-200 log-probabilities of each); raw = "
+        "xllamacpp's handle_chat_completions without log-probabilities, or llama-cpp-python's create_completion.",
         "",
         "| pool | agent | backend | " + " | ".join(head) + " |",
         "|---|---|---|" + "---:|" * len(head),
