@@ -214,6 +214,7 @@ def execute(cfg: DictConfig) -> RunOutcome:
     from sale.llm.cache import open_cache
     from sale.llm.embeddings import Embedder
     from sale.tasks import load_tasks
+    from sale.tasks.sandbox import isolation_mode
 
     # Set-up, in an order that finds every bad input before any model loads: the run directory's config, the
     # values, the method (weights, train runs), the model files, the journal and the call cache. A new run's
@@ -226,6 +227,8 @@ def execute(cfg: DictConfig) -> RunOutcome:
     tasks = load_tasks(cfg.tasks)
     if cfg.run.limit:
         tasks = tasks[: int(cfg.run.limit)]
+    if any(t.domain == "coding" for t in tasks):
+        isolation_mode()  # picks the sandbox's mode now; without namespaces it warns, once, that code can read files
     embedder = Embedder(cfg.auction.memory.embedder)
     method = build_method(cfg, pool, embedder)
     verify_models(pool, used_agents(method, pool))

@@ -2,7 +2,7 @@
 
 `run_python(code)` writes the code to `main.py` in a fresh temporary directory, runs it with
 `python -I` in its own session, and returns a `SandboxResult`. The directory is deleted
-afterwards.
+afterwards. docs/security.md says in plain words what this hides and what it cannot.
 
 Every run, whatever the machine:
 - a wall-clock timeout, after which the whole process group is killed (SIGKILL);
@@ -18,9 +18,10 @@ On top of that, the isolation depends on what the machine allows. `isolation_mod
 once per process and picks the strongest that works:
 
 - "root" (the caller is root, as on this project's dev and CI machines). A small launcher
-  (this file, run as a script) enters new mount, network, IPC and UTS namespaces, makes every
-  mount read-only except the working directory, and drops to a throwaway uid (random, in
-  [2**30, 2**31)) before it execs the code. Consequences:
+  (this file, run as a script) enters new mount, network, IPC and UTS namespaces, moves into a
+  sandbox root (below), and drops to a throwaway uid (random, in [2**30, 2**31)) with no
+  capabilities before it execs the code. Consequences:
+  - the code sees only the sandbox root: no repository, no home, no other runs, no caches;
   - writes anywhere outside the working directory fail (read-only mounts, and the uid owns
     nothing else);
   - no network: the namespace has only a loopback interface, and it is down;
@@ -29,36 +30,52 @@ once per process and picks the strongest that works:
   - the code cannot signal or ptrace the caller or any other process outside the run (other uid);
   - afterwards every process of that uid is killed, so children that left the process group
     die too.
-  The throwaway uid keeps one capability, CAP_DAC_READ_SEARCH: the interpreter may live under
-  a directory only root can enter (here it is under /root/.pyenv), and the code must be able to
-  run it and import the project's virtual environment. So the code can READ every file root can,
-  but it cannot write, signal or gain privileges (no_new_privs is set).
 - "user" (not root, and unprivileged user namespaces are enabled). New user (mapping the
-  caller's own uid), mount, network, IPC, UTS and PID namespaces; the same read-only mounts and
-  no network. The code runs as PID 1 of its PID namespace, so it cannot see or signal the
-  caller, and everything it started dies with it. RLIMIT_NPROC counts per user namespace
-  (Linux >= 5.14). Gap: code that deliberately clears its parent-death signal and leaves the
-  session can outlive the run until its CPU limit ends it.
+  caller's own uid), mount, network, IPC, UTS and PID namespaces; the same sandbox root and no
+  network. The code runs as PID 1 of its PID namespace, so it cannot see or signal the caller,
+  and everything it started dies with it. RLIMIT_NPROC counts per user namespace (Linux >=
+  5.14). Gap: code that deliberately clears its parent-death signal and leaves the session can
+  outlive the run until its CPU limit ends it.
 - "basic" (no namespaces allowed, e.g. a default Docker container). Only the limits listed
   above, and a prelude that replaces `socket.socket` and `socket.create_connection` so that
-  ordinary network use fails. This is best effort: the code can still write wherever the
+  ordinary network use fails. This is best effort: the code can READ every file the caller can
+  (the HumanEval data with its hidden tests, the repository, the call cache), write wherever the
   caller can, reach the network through `_socket`, and signal the caller's processes; as root
-  RLIMIT_NPROC does not bind, so a fork bomb is only stopped by the timeout. A warning is
-  logged when this mode is chosen.
+  RLIMIT_NPROC does not bind, so a fork bomb is only stopped by the timeout. A warning says so
+  once per process, when the mode is chosen.
+
+The sandbox root ("root" and "user" modes) is a fresh tmpfs, entered with pivot_root, with the old
+root detached, so nothing else of the machine's file tree is reachable. It holds, read-only:
+- the interpreter's installation (sys.base_prefix: the executable, the standard library and its
+  extension modules), with every site-packages / dist-packages directory covered by an empty
+  tmpfs: no third-party package is importable unless `run_python(packages=...)` names it
+  (HumanEval needs none: its prompts, completions and tests use only the standard library);
+- the system directories the interpreter loads its shared libraries from: /usr (with
+  /usr/local, and the system Python's package directories, covered) and the /bin, /lib,
+  /lib64, /sbin links or directories;
+- from /etc only ld.so.cache (the dynamic loader's index); from /dev only null, zero, full,
+  random, urandom; no /proc, no /sys, no /home, no /root beyond the path to a Python installed
+  there;
+- the working directory, writable, at its usual path (/tmp/sale-sandbox-*/work), and an empty /tmp.
+The directories the sandbox root itself consists of (/, /tmp, the path down to the working
+directory and to the interpreter) can be traversed but not listed.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import glob
 import json
 import logging
 import math
 import os
+import platform
 import resource
 import secrets
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import tempfile
@@ -84,13 +101,25 @@ SYS_MOUNT_SETATTR = 442  # the same number on every architecture (Linux >= 5.12)
 MOUNT_ATTR_RDONLY = 0x1
 AT_FDCWD = -100
 AT_RECURSIVE = 0x8000
+MOUNT_ATTR_NOSUID = 0x2
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
-PR_SET_KEEPCAPS = 8
 PR_SET_NO_NEW_PRIVS = 38
-PR_CAP_AMBIENT = 47
-PR_CAP_AMBIENT_RAISE = 2
-CAP_DAC_READ_SEARCH = 2
-LINUX_CAPABILITY_VERSION_3 = 0x20080522
+# pivot_root has no glibc wrapper and its number differs between architectures
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+
+# What the sandbox root holds besides the interpreter's installation and the working directory (module doc).
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+HIDDEN_SYSTEM_DIRS = ("/usr/local",)  # locally installed software: hidden unless the interpreter lives there
+SYSTEM_PACKAGE_DIRS = (  # other Pythons' packages under /usr, hidden too
+    "/usr/lib/python3/dist-packages",
+    "/usr/lib/python3*/site-packages",
+    "/usr/lib/python3*/dist-packages",
+    "/usr/lib64/python3*/site-packages",
+)
+SYSTEM_FILES = ("/etc/ld.so.cache", "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
 _NO_NETWORK_PRELUDE = """\
 import runpy, socket, sys
@@ -124,6 +153,7 @@ def run_python(
     max_output_chars: int = 10_000,
     stdin: str = "",
     max_file_mb: int = MAX_FILE_MB,
+    packages: tuple[str, ...] = (),
 ) -> SandboxResult:
     """Run `code` as a script in the sandbox and report how it ended.
 
@@ -132,27 +162,36 @@ def run_python(
     address-space limit), "killed" (ended by a signal, e.g. its own SIGKILL).
     stdout and stderr keep their first and last max_output_chars / 2 characters (counted as UTF-8
     bytes) around a "[... N bytes truncated ...]" marker.
+    packages: the allow-list of third-party packages the code may import, as the names of entries
+    of the caller's site-packages (a package directory such as "idna", a module file such as
+    "six.py"); they are mounted read-only into the sandbox's otherwise empty site-packages. None by
+    default, and none is needed for HumanEval. ("basic" mode hides nothing, so it ignores this.)
     """
-    return _run(code, isolation_mode(), timeout_s, memory_mb, max_processes, max_output_chars, stdin, max_file_mb)
+    mode = isolation_mode()
+    return _run(code, mode, timeout_s, memory_mb, max_processes, max_output_chars, stdin, max_file_mb, packages)
 
 
 @functools.lru_cache(maxsize=None)
 def isolation_mode() -> str:
     """The strongest isolation this machine allows: "root", "user" or "basic" (see the module doc)."""
     preferred = "root" if os.geteuid() == 0 else "user"
-    probe = _run("print('sandbox-ok')", preferred, 30.0, 1024, 32, 10_000, "", MAX_FILE_MB)
+    probe = _run("print('sandbox-ok')", preferred, 30.0, 1024, 32, 10_000, "", MAX_FILE_MB, ())
     if probe.status == "ok" and probe.stdout.strip() == "sandbox-ok":
         return preferred
     logger.warning(
         "sandbox: %r isolation is not available here (%s); falling back to 'basic' isolation: resource "
-        "limits and a best-effort network block only, no protection of files outside the working directory",
+        "limits and a best-effort network block only. Generated code can READ every file this process can "
+        "(the HumanEval data with its hidden tests, the repository and its runs, the call cache) and write "
+        "wherever this process can: see docs/security.md",
         preferred,
         (probe.stderr.strip().splitlines() or [probe.status])[-1],
     )
     return "basic"
 
 
-def _run(code, mode, timeout_s, memory_mb, max_processes, max_output_chars, stdin, max_file_mb) -> SandboxResult:
+def _run(
+    code, mode, timeout_s, memory_mb, max_processes, max_output_chars, stdin, max_file_mb, packages
+) -> SandboxResult:
     run_root = tempfile.mkdtemp(prefix="sale-sandbox-")  # holds work/ (the code's directory) and the output files
     try:
         workdir = os.path.join(run_root, "work")
@@ -172,6 +211,12 @@ def _run(code, mode, timeout_s, memory_mb, max_processes, max_output_chars, stdi
             "file_bytes": int(max_file_mb) * 2**20,
             "caller_pid": os.getpid(),
         }
+        if mode in ("root", "user"):
+            os.mkdir(os.path.join(run_root, "root"), 0o700)  # the sandbox root's mount point
+            python, steps = sandbox_layout(tuple(packages))
+            config.update(
+                root=os.path.join(run_root, "root"), python=python, steps=[*steps, ("bind", workdir, workdir)]
+            )
         launcher = [sys.executable, "-I", "-S", os.path.abspath(__file__), json.dumps(config)]
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -204,6 +249,66 @@ def _run(code, mode, timeout_s, memory_mb, max_processes, max_output_chars, stdi
         )
     finally:
         shutil.rmtree(run_root, ignore_errors=True)
+
+
+# A step of the sandbox root, done in order by the launcher: ("bind", host path, path) mounts a host directory or
+# file read-only at the same path; ("tmpfs", None, path) covers a path with an empty read-only tmpfs;
+# ("symlink", target, path) makes a link; ("dir", None, path) makes an empty directory.
+Step = tuple[str, str | None, str]
+
+
+@functools.lru_cache(maxsize=None)
+def sandbox_layout(packages: tuple[str, ...] = ()) -> tuple[str, list[Step]]:
+    """The interpreter the code runs with and the steps that build the sandbox root (module doc), the working
+    directory aside. Raises ValueError for an allow-listed package the caller does not have."""
+    steps: list[Step] = []
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):
+            steps.append(("symlink", os.readlink(path), path))
+        elif os.path.isdir(path):
+            steps.append(("bind", path, path))
+    steps += [("tmpfs", None, path) for path in HIDDEN_SYSTEM_DIRS if _visible(path, steps)]
+    for prefix in dict.fromkeys(os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix)):
+        if not _visible(prefix, steps):
+            steps.append(("bind", prefix, prefix))
+    site_dirs = site.getsitepackages([sys.base_prefix, sys.base_exec_prefix])  # the interpreter's own, in order
+    own = [os.path.realpath(d) for d in site_dirs if os.path.isdir(d)]
+    others = [os.path.realpath(d) for pattern in SYSTEM_PACKAGE_DIRS for d in sorted(glob.glob(pattern))]
+    for path in dict.fromkeys(own + others):
+        if os.path.isdir(path) and _visible(path, steps):
+            steps.append(("tmpfs", None, path))
+    if packages:
+        target = next((d for d in own if any(s == ("tmpfs", None, d) for s in steps)), None)
+        if target is None:
+            raise ValueError("the interpreter has no site-packages directory to mount allow-listed packages into")
+        for name in packages:
+            source = _find_package_entry(name)
+            steps.append(("bind", source, os.path.join(target, name)))
+    steps += [("bind", path, path) for path in SYSTEM_FILES if os.path.exists(path)]
+    steps.append(("dir", None, "/tmp"))
+    python = os.path.realpath(sys.executable)
+    if not _visible(python, steps):  # e.g. a virtual environment made with --copies: run its base interpreter
+        python = os.path.realpath(
+            os.path.join(sys.base_prefix, "bin", f"python{sys.version_info[0]}.{sys.version_info[1]}")
+        )
+    return python, steps
+
+
+def _visible(path: str, steps: list[Step]) -> bool:
+    """Whether `path` shows its host content in the sandbox root: the last step over it is a bind."""
+    path = os.path.realpath(path)
+    over = [kind for kind, _, at in steps if path == at or path.startswith(at.rstrip("/") + "/")]
+    return bool(over) and over[-1] == "bind"
+
+
+def _find_package_entry(name: str) -> str:
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"allow-listed package {name!r}: give the name of an entry of site-packages, e.g. 'idna'")
+    for directory in site.getsitepackages() + sys.path:
+        candidate = os.path.join(directory, name)
+        if directory and os.path.isabs(directory) and os.path.exists(candidate):
+            return os.path.realpath(candidate)
+    raise ValueError(f"allow-listed package {name!r} is not in this interpreter's site-packages")
 
 
 def _wait_then_kill_all(proc: subprocess.Popen, timeout_s: float, uid: int | None) -> bool:
@@ -287,15 +392,15 @@ def _live_process_uid(pid: int) -> int | None:
 
 
 def _launch(config: dict) -> None:
-    mode, workdir = config["mode"], config["workdir"]
-    python = sys.executable
+    mode = config["mode"]
     if mode == "basic":
         _apply_limits(config)
         _die_with_caller(config)
-        os.execv(python, [python, "-I", "-c", _NO_NETWORK_PRELUDE, "main.py"])
+        os.execv(sys.executable, [sys.executable, "-I", "-c", _NO_NETWORK_PRELUDE, "main.py"])
+    python = config["python"]
     if mode == "root":
         _unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
-        _make_read_only_except(workdir)
+        _enter_sandbox_root(config)
         _apply_limits(config)
         _become_throwaway_user(config["uid"])
         _die_with_caller(config)  # after the uid change, which clears it
@@ -306,11 +411,11 @@ def _launch(config: dict) -> None:
         _write_file("/proc/self/setgroups", "deny")
         _write_file("/proc/self/uid_map", f"{uid} {uid} 1")
         _write_file("/proc/self/gid_map", f"{gid} {gid} 1")
-        _make_read_only_except(workdir)
+        _enter_sandbox_root(config)
         _apply_limits(config)
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
         _die_with_caller(config)
-        _run_as_pid_one([python, "-I", "main.py"])
+        _run_as_pid_one([python, "-I", "main.py"])  # a non-zero uid loses the namespace's capabilities at exec
     raise ValueError(f"unknown sandbox mode {mode!r}")
 
 
@@ -371,14 +476,63 @@ def _mount_setattr(path: str, flags: int, attr_set: int, attr_clr: int) -> None:
     )
 
 
-def _make_read_only_except(workdir: str) -> None:
-    """In the new mount namespace: every mount read-only, except a bind mount of the working directory."""
-    _check(_libc.mount(b"none", b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None))  # don't propagate to the host
-    target = os.fsencode(workdir)
-    _check(_libc.mount(target, target, None, ctypes.c_ulong(MS_BIND | MS_REC), None))
-    _mount_setattr("/", AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0)
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    def encode(text):
+        return None if text is None else os.fsencode(text)
+
+    _check(_libc.mount(encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags), encode(data)))
+
+
+def _make_dirs(path: str, ours: set[int]) -> None:
+    """mkdir -p, each new directory traversable but not listable (mode 0111; the launcher's capabilities let it
+    fill them). Only inside the tmpfs mounts of the sandbox root (their device numbers are `ours`): a step that
+    would create a path in a bind-mounted host directory is refused. Never chmod after a mount: the mode would
+    land on the mounted host directory."""
+    if os.path.lexists(path):
+        return
+    parent = os.path.dirname(path)
+    _make_dirs(parent, ours)
+    if os.stat(parent).st_dev not in ours:
+        raise OSError(f"sandbox root: {path} would be made in a host directory")
+    os.mkdir(path)
+    os.chmod(path, 0o111)
+
+
+def _enter_sandbox_root(config: dict) -> None:
+    """In the new mount namespace: build the sandbox root (module doc) on a tmpfs from config["steps"], make it the
+    root, detach the old one, make every mount read-only except the working directory, and enter that."""
+    root, workdir = config["root"], config["workdir"]
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing of what follows propagates to the host
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0111,size=1m,nr_inodes=4096")
+    ours = {os.stat(root).st_dev}
+    for kind, source, path in config["steps"]:
+        target = root + path
+        _make_dirs(os.path.dirname(target), ours)
+        if kind == "symlink":
+            os.symlink(source, target)
+        elif kind == "dir":
+            _make_dirs(target, ours)
+        elif kind == "tmpfs":
+            _make_dirs(target, ours)
+            _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0555,size=64k,nr_inodes=1024")
+            ours.add(os.stat(target).st_dev)
+        elif kind == "bind":
+            if os.path.isdir(source):
+                _make_dirs(target, ours)
+            elif not os.path.lexists(target):
+                if os.stat(os.path.dirname(target)).st_dev not in ours:
+                    raise OSError(f"sandbox root: {path} would be made in a host directory")
+                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444))
+            _mount(source, target, None, MS_BIND | MS_REC)
+        else:
+            raise ValueError(f"unknown sandbox root step {kind!r}")
+    os.chdir(root)
+    _check(_libc.syscall(ctypes.c_long(SYS_PIVOT_ROOT[platform.machine()]), b".", b"."))  # the old root: under "."
+    _check(_libc.umount2(b".", ctypes.c_int(MNT_DETACH)))  # ... and now gone, with every mount below it
+    os.chdir("/")
+    _mount_setattr("/", AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)
     _mount_setattr(workdir, 0, 0, MOUNT_ATTR_RDONLY)
-    os.chdir(workdir)  # the inherited working directory still points into the read-only mount below
+    os.chdir(workdir)
 
 
 def _apply_limits(config: dict) -> None:
@@ -399,25 +553,11 @@ def _set_limit(which: int, soft: int, hard: int | None = None) -> None:
     resource.setrlimit(which, (soft, hard))
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
-
-
 def _become_throwaway_user(uid: int) -> None:
-    """setuid to `uid`, keeping only CAP_DAC_READ_SEARCH (as an ambient capability, so it survives exec)."""
-    _prctl(PR_SET_KEEPCAPS, 1)
+    """setuid to `uid` from root, which clears every capability, and forbid gaining privileges again."""
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
-    read_search = 1 << CAP_DAC_READ_SEARCH
-    data = (_CapData * 2)()
-    data[0] = _CapData(read_search, read_search, read_search)
-    _check(_libc.capset(ctypes.byref(_CapHeader(LINUX_CAPABILITY_VERSION_3, 0)), data))
-    _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_DAC_READ_SEARCH)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
