@@ -228,7 +228,7 @@ def test_real_coder_solves_an_easy_task(cpu_pool):
     ledger = Ledger(cpu_pool)
     result = run_agent(ledger, "qwen2.5-coder-1.5b", ADD, prompts=PROMPTS)
     assert grade(ADD, result.output).passed, result.output
-    assert ledger.calls[0]["prompt_tokens"] > 50 and ledger.calls[0]["mean_entropy"] >= 0
+    assert ledger.calls[0]["prompt_tokens"] > 50 and ledger.calls[0]["mean_entropy"] is None  # executions: no entropy
 
 
 @pytest.mark.models
