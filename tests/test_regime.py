@@ -264,3 +264,83 @@ def test_paper_draw_with_a_perfect_jury_beats_the_largest():
     assert out["realised AUROC"] == 1.0
     assert out["Δ pass@1"] > 0 and out["cost rel. largest"] < 1 and out["largest share"] < 1
     assert out["pass@1"] <= out["oracle pass@1"]
+
+
+# ------------------------------------------------------------------------- value terms beyond the paper (ours)
+
+
+def _prior_model(weights):
+    from sale.auction.value import ExecutionPrior
+
+    e = np.eye(4, dtype=np.float32)
+    return ExecutionPrior(
+        agents=["small", "mid", "big"],
+        k=1,
+        floor=0.9,
+        embeddings=e[:2],  # two past tasks: on the first only "small" passed, on the second only "big"
+        outcomes=np.array([[1.0, 0.0, 0.0], [0.0, np.nan, 1.0]]),
+        item_tasks=["p1", "p2"],
+        fallback={"all": {"small": 0.1, "mid": 0.2, "big": 0.3}},
+        weights=weights,
+    )
+
+
+def test_execution_prior_uses_the_nearest_past_executions_above_the_floor_else_the_pass_rate():
+    from sale.auction.memory import AuctionMemory, AuctionRecord
+    from sale.auction.value import memory_executions
+
+    prior = _prior_model(Weights(0.0, 0.0, {"value": 1.0}))
+    e = np.eye(4, dtype=np.float32)
+    assert prior.estimate("small", e[0], "coding") == 1.0
+    assert prior.estimate("big", e[1], "coding") == 1.0
+    assert prior.estimate("mid", e[1], "coding") == 0.2  # mid never ran the similar task: its pass rate
+    assert prior.estimate("small", e[2], "coding") == 0.1  # nothing similar enough
+    # a run's memory adds the executions it made: the winner's outcome on each past task
+    memory = AuctionMemory()
+    memory.add(AuctionRecord("t9", "", e[2], [Bid("small", "", 10, 1.0), Bid("mid", "", 10, 1.0)], 1, True))
+    assert prior.estimate("mid", e[2], "coding", memory_executions(memory)) == 1.0
+    assert prior.estimate("small", e[2], "coding", memory_executions(memory)) == 0.1
+
+
+def test_value_models_survive_their_files(tmp_path):
+    from sale.auction import value as value_terms
+
+    w = Weights(0.2, 0.1, {"value": 0.7})
+    prior = _prior_model(w)
+    cal = value_terms.CalibratedJury(
+        ["small", "big"], ["small", "big"], ["coding"], 128, [0.5, 0.1, 0.2, 0.3, -1.0, 1.0, 0.0], -1.0, w
+    )
+    for model in (prior, cal):
+        path = tmp_path / f"{model.kind}.json"
+        value_terms.save(model, path)
+        back = value_terms.load(str(path))
+        assert back.kind == model.kind and back.weights.vector().tolist() == w.vector().tolist()
+    e = np.eye(4, dtype=np.float32)
+    assert value_terms.load(str(tmp_path / "prior.json")).estimate("mid", e[1], "x") == 0.2
+    bid = Bid("big", "", 64, 1.0, jury={"small": 4.0, "big": 2.0})
+    x = cal.features({"small": 4.0, "big": 2.0}, 1.0, 64, "big", "coding")
+    assert cal.probability(bid, "coding") == pytest.approx(1 / (1 + np.exp(-(x @ np.array(cal.coef) - 1.0))))
+
+
+# ------------------------------------------------------------------------------------------------ the notebook
+
+
+@needs_runs
+@pytest.mark.slow
+def test_notebook_07_runs_from_the_committed_inputs(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell
+
+    if not (REPO_ROOT / "data/regime/cpu_winners.parquet").exists():
+        pytest.skip("no committed sweeps in data/regime (python -m sale.analysis.regime)")
+    nb = nbformat.read(REPO_ROOT / "notebooks/07_regime_map.ipynb", as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    nb.cells.insert(at + 1, new_code_cell(f"FIGURES = {str(tmp_path)!r}\nN_BOOT = 100"))
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "picks the logged provisional winner in 100% of 500 auctions" in text
+    for name in ("07_regime_map.png", "07_paper_regime.png", "07_value_terms.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+    table = pd.read_csv(tmp_path / "07_thresholds_cpu.csv")
+    assert {"fixed", "refit λ=0.5"} <= set(table["variant"])

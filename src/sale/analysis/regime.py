@@ -208,11 +208,13 @@ def simulate(
     k: float = 1.0,
     self_evaluation: bool = True,
     refinement_usd: pd.Series | None = None,
+    charge: list[str] | None = None,
 ) -> pd.DataFrame:
     """One replay of every task's auction (module docstring). ratings: "logged" (the bids' gamma_<juror>),
     "perfect", or an array [bid row × market.jurors] (e.g. synthetic_ratings). The consulted jurors' logged $
     are charged whatever the ratings. k: every execution k times as long. refinement_usd (per domain, optional):
     charged to every auction whose winner is not the cheapest agent, as the cheaper agents would refine there.
+    charge: the jurors whose logged $ are charged (default: those the weights consult).
     Per task: agent, domain, passed, exec_cost_usd, bid_usd, jury_usd, auction_cost_usd, cost_usd, largest."""
     from sale.analysis.counterfactuals import replay_outcomes
 
@@ -232,7 +234,9 @@ def simulate(
         self_evaluation=self_evaluation,
     )
     m = market.scaled(k) if k != 1 else market
-    per = replay_outcomes(winners, m.passed, m.exec_cost, m.auction_cost, jurors, m.domains)
+    per = replay_outcomes(
+        winners, m.passed, m.exec_cost, m.auction_cost, jurors if charge is None else charge, m.domains
+    )
     if refinement_usd is not None:
         refine = per["domain"].map(refinement_usd).fillna(0.0) * (per["agent"] != market.agents[0])
         per["auction_cost_usd"] += refine
@@ -375,7 +379,7 @@ def fit_arrays(market: Market, ratings: np.ndarray | None = None):
 def fit_market(
     market: Market, ratings: np.ndarray | None = None, lam: float = 0.5, objective: str = "minmax-solvable"
 ) -> Weights:
-    """Weights fitted on a (train) market by SPEC §4's MILP (sale.auction.weights.fit_weights): objective
+    """Weights fitted on a (train) market by the MILP of docs/method.md §4 (sale.auction.weights.fit_weights): objective
     minmax | minmax-solvable | mean, as auction.weights.objective names them; λ the cost weight of the loss."""
     worst = "solvable" if objective == "minmax-solvable" else "all"
     obj = "mean" if objective == "mean" else "minmax"
@@ -388,6 +392,17 @@ def fit_market(
 
 AUROCS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99, 1.0)
 LAMS = (0.25, 0.5, 1.0, 2.0)  # λ, the cost weight of the fit's loss (auction.weights.lam; 0.5 the default)
+COST_WEIGHTS = (0.05, 0.1, 0.2, 0.4)  # w_c, the cost weight of the bid score, set on the weights SALE ran with
+
+
+def with_cost_weight(weights: Weights, w_cost: float) -> Weights:
+    """`weights` with the bid score's cost weight set to w_cost and the other weights rescaled to sum to 1 − w_cost
+    (the fitted vector sums to 1): the same value term, with cost counting for more or less against it."""
+    rest = weights.w_entropy + sum(weights.w_jury.values())
+    f = (1 - w_cost) / rest
+    return Weights(w_cost, weights.w_entropy * f, {j: w * f for j, w in weights.w_jury.items()}, {"source": "sweep"})
+
+
 KS = np.logspace(0, 3, 61)  # execution length multipliers, 1 → 1000
 
 
@@ -397,27 +412,33 @@ def cpu_sweep(
     run_weights: Weights,
     aurocs=AUROCS,
     lams=LAMS,
+    cost_weights=COST_WEIGHTS,
     draws: int = 30,
     objective: str = "minmax-solvable",
     seed: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The regime sweep on a pool's test split. For each target AUROC and draw: synthetic ratings on the train
     bids and on the test bids (market_synthetic, independent draws), weights refitted on train for each λ in
-    `lams` (fit_market), and the test auctions replayed with each fit and with `run_weights` (the weights the
-    run used, variant "fixed": only the jury changes). Nothing is fitted on test.
+    `lams` (fit_market), and the test auctions replayed with each fit, with `run_weights` (the weights the run
+    used, variant "fixed": only the jury changes) and with run_weights given each cost weight w_c in
+    `cost_weights` (with_cost_weight). Nothing is fitted on test.
 
     Returns (winners, fits): winners, one row per (variant, auroc, draw, task_id) with the winning agent's index;
     fits, one row per (variant, auroc, draw) with the weights, the jurors consulted, and the realised AUROC of the
     jury term on test and on train (within domain)."""
-    variants = [("fixed", None), *[(f"refit λ={lam:g}", lam) for lam in lams]]
+    variants: list[tuple[str, Weights | float]] = [
+        ("fixed", run_weights),
+        *[(f"fixed, w_c={c:g}", with_cost_weight(run_weights, c)) for c in cost_weights],
+        *[(f"refit λ={lam:g}", lam) for lam in lams],
+    ]
     tasks = test.passed.index
     win_rows, fit_rows = [], []
     for ia, a in enumerate(aurocs):
         for d in range(draws):
             rng = np.random.default_rng([seed, ia, d])
             r_train, r_test = market_synthetic(train, a, rng), market_synthetic(test, a, rng)
-            for name, lam in variants:
-                w = run_weights if lam is None else fit_market(train, r_train, lam, objective)
+            for name, how in variants:
+                w = how if isinstance(how, Weights) else fit_market(train, r_train, how, objective)
                 per = simulate(test, w, r_test)
                 won = per["agent"].reindex(tasks).map(test.agents.index).to_numpy()
                 win_rows.append(pd.DataFrame({"variant": name, "auroc": a, "draw": d, "task_id": tasks, "winner": won}))
@@ -784,7 +805,7 @@ def paper_draw(world: PaperWorld, inputs: PaperInputs, auroc_: float, rng, lam: 
 
 
 PAPER_VARIANTS = {
-    "central (ρ = 0.5)": {},
+    "central (ρ = 0.5)": {},  # CENTRAL
     "ρ = 0": {"rho": 0.0},
     "ρ = 0.25": {"rho": 0.25},
     "ρ = 0.75": {"rho": 0.75},
@@ -795,15 +816,26 @@ PAPER_VARIANTS = {
 PAPER_AUROCS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.825, 0.85, 0.875, 0.9, 0.95, 1.0)
 
 
+CENTRAL = "central (ρ = 0.5)"
+
+
 def paper_sweep(
-    inputs: PaperInputs, variants=PAPER_VARIANTS, aurocs=PAPER_AUROCS, draws: int = 12, seed: int = 0
+    inputs: PaperInputs,
+    variants=PAPER_VARIANTS,
+    aurocs=PAPER_AUROCS,
+    draws: int = 12,
+    central_draws: int = 48,
+    seed: int = 0,
+    first_draw: int = 0,
 ) -> pd.DataFrame:
-    """paper_draw over every world variant, target AUROC and draw: one row each."""
+    """paper_draw over every world variant, target AUROC and draw (`central_draws` for the central world, whose
+    threshold is the headline; `draws` for the others): one row each. Draw d of a world and AUROC always uses the
+    same random stream, so draws first_draw, first_draw + 1, … extend an earlier sweep."""
     rows = []
     for iv, (name, change) in enumerate(variants.items()):
         world = replace(PaperWorld(), **change)
         for ia, a in enumerate(aurocs):
-            for d in range(draws):
+            for d in range(first_draw, central_draws if name == CENTRAL else draws):
                 rng = np.random.default_rng([seed, iv, ia, d])
                 rows.append({"world": name, "auroc": a, "draw": d, **paper_draw(world, inputs, a, rng)})
     return pd.DataFrame(rows)
@@ -812,23 +844,19 @@ def paper_sweep(
 def paper_crossing(draws: pd.DataFrame, world: str, target: float = PAPER_HEADLINE["Δ pass@1"], n_boot: int = 1000):
     """The AUROC at which one world's mean Δ pass@1 (over draws) reaches `target`, with a bootstrap 95% CI over
     draws (each draw a whole synthetic experiment), and the mean cost ratio and reliance reduction there."""
-    d = draws[draws["world"] == world]
+    d = draws[draws["world"] == world].sort_values(["auroc", "draw"])
     aurocs = np.sort(d["auroc"].unique())
-    by = {a: g for a, g in d.groupby("auroc")}
-
-    def at(stat_of):
-        return np.array([stat_of(by[a]) for a in aurocs])
-
-    delta = at(lambda g: g["Δ pass@1"].mean())
-    point = crossing(aurocs, delta, target)
+    grid = lambda col: d.pivot(index="auroc", columns="draw", values=col).loc[aurocs].to_numpy()  # noqa: E731
+    delta, cost, share = grid("Δ pass@1"), grid("cost rel. largest"), grid("largest share")
+    point = crossing(aurocs, delta.mean(axis=1), target)
     rng = np.random.default_rng(0)
-    boots = []
-    for _ in range(n_boot):
-        res = {a: g.iloc[rng.integers(0, len(g), len(g))] for a, g in by.items()}
-        boots.append(crossing(aurocs, [res[a]["Δ pass@1"].mean() for a in aurocs], target))
+    n = delta.shape[1]
+    boots = [
+        crossing(aurocs, np.take_along_axis(delta, rng.integers(0, n, delta.shape), 1).mean(1), target)
+        for _ in range(n_boot)
+    ]
     lo, hi = _quantiles_inf(np.array(boots))
-    cost, share = at(lambda g: g["cost rel. largest"].mean()), at(lambda g: g["largest share"].mean())
-    near = lambda v: float(np.interp(point, aurocs, v)) if np.isfinite(point) else float("nan")  # noqa: E731
+    near = lambda v: float(np.interp(point, aurocs, v.mean(axis=1))) if np.isfinite(point) else float("nan")  # noqa: E731
     return {
         "world": world,
         "AUROC for Δ = +3.5": point,
@@ -836,11 +864,31 @@ def paper_crossing(draws: pd.DataFrame, world: str, target: float = PAPER_HEADLI
         "hi": hi,
         "cost rel. largest there": near(cost),
         "reliance reduction there": 1 - near(share),
-        "Δ at AUROC 1": delta[-1],
-        "oracle Δ": d["oracle pass@1"].mean() - d["largest pass@1"].mean(),
+        "Δ at AUROC 1": delta[-1].mean(),
+        "oracle Δ": (d["oracle pass@1"] - d["largest pass@1"]).mean(),
         "largest pass@1": d["largest pass@1"].mean(),
-        "SD of Δ in one experiment": d.groupby("auroc")["Δ pass@1"].std().mean(),
+        "SD of Δ in one experiment": delta.std(axis=1, ddof=1).mean(),
     }
+
+
+def curve_table(S: SweepArrays, ks=(1.0,), n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per target AUROC: pass@1, Δ vs the largest alone, the largest's share and the cost ratio at each k, with
+    bootstrap 95% CIs (tasks and draws resampled together)."""
+    rng = np.random.default_rng(seed)
+    n_t, n_d = S.W.shape[2], S.W.shape[1]
+    point = sweep_metrics(S, ks=ks)
+    boots = [
+        sweep_metrics(S, ks=ks, tasks=rng.integers(0, n_t, n_t), draws=rng.integers(0, n_d, n_d)) for _ in range(n_boot)
+    ]
+    out = pd.DataFrame({"auroc": S.aurocs})
+    for key in ("pass@1", "Δ", "largest share"):
+        lo, hi = np.quantile(np.array([m[key] for m in boots]), [0.025, 0.975], axis=0)
+        out[key], out[f"{key} lo"], out[f"{key} hi"] = point[key], lo, hi
+    for i, k in enumerate(ks):
+        lo, hi = np.quantile(np.array([m["cost"][:, i] for m in boots]), [0.025, 0.975], axis=0)
+        col = f"cost k={k:g}"
+        out[col], out[f"{col} lo"], out[f"{col} hi"] = point["cost"][:, i], lo, hi
+    return out
 
 
 def correlation_table(pool: str = "cpu") -> pd.DataFrame:
@@ -861,21 +909,289 @@ def correlation_table(pool: str = "cpu") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# ---------------------------------------------------------------------- value terms beyond the paper (ours)
+
+EMBEDDINGS = REGIME_DIR / "task_embeddings.parquet"
+CALIBRATION_C = (0.1, 1.0, 10.0)  # inverse L2 strength of the calibrated jury, chosen by cross-validation on train
+PRIOR_K = (1, 3, 5)  # nearest past executions of the prior, chosen by leave-one-task-out on train
+PRIOR_FLOOR = (0.4, 0.5, 0.6, 0.7)  # cosine similarity below which a past task does not count
+
+
+def task_embeddings(pool: str = "cpu", path: str | Path = EMBEDDINGS, compute: bool = False) -> pd.DataFrame:
+    """Unit-norm sentence embeddings of the train and test task descriptions (the auction memory's embedder),
+    indexed by task_id; read from `path`, computed there first when `compute` (the embedder, no language model)."""
+    path = Path(path)
+    if path.exists() and not compute:
+        return pd.read_parquet(path).set_index("task_id")
+    from sale.llm.embeddings import Embedder
+
+    runs = REPO_ROOT / "data" / "runs"
+    frames = []
+    for split, name in (("train", f"scaling-{pool}-train"), ("test", f"main-single-{pool}")):
+        res = pd.read_parquet(runs / name / "results.parquet", columns=["task_id", "domain", "description"])
+        frames.append(res.drop_duplicates("task_id").assign(split=split))
+    d = pd.concat(frames, ignore_index=True)
+    e = Embedder()(d["description"].tolist())
+    out = pd.DataFrame(e, columns=[f"e{i}" for i in range(e.shape[1])])
+    out.insert(0, "task_id", d["task_id"].to_numpy())
+    out.insert(1, "split", d["split"].to_numpy())
+    out.insert(2, "domain", d["domain"].to_numpy())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_parquet(path, index=False)
+    return out.set_index("task_id")
+
+
+def _vectors(emb: pd.DataFrame, tasks) -> np.ndarray:
+    return emb.loc[list(tasks), [c for c in emb.columns if c.startswith("e")]].to_numpy(dtype=np.float32)
+
+
+def value_market(market: Market, p: np.ndarray) -> Market:
+    """The market with one juror, "value", rating each bid 5·P (P per bid row)."""
+    from sale.auction.value import VALUE
+
+    bids = market.bids.drop(columns=[f"gamma_{j}" for j in market.jurors]).assign(**{f"gamma_{VALUE}": 5.0 * p})
+    return replace(market, bids=bids, jurors=[VALUE])
+
+
+def fit_value_weights(train: Market, p_train: np.ndarray, lam: float = 0.5) -> Weights:
+    """Score weights (w_c, w_h, w_value) for a value term, by the MILP of docs/method.md §4 (minmax-solvable) on
+    the train split with P cross-fitted (each train task's P from a model that did not see it)."""
+    return fit_market(value_market(train, p_train), lam=lam)
+
+
+def _calibrated(train: Market, fitted, weights: Weights):
+    from sale.auction.value import CalibratedJury
+
+    return CalibratedJury(
+        jurors=list(train.jurors),
+        agents=list(train.agents),
+        domains=sorted(train.bids["domain"].unique()),
+        bid_cap=train.bid_cap,
+        coef=[float(c) for c in fitted.coef_[0]],
+        intercept=float(fitted.intercept_[0]),
+        weights=weights,
+    )
+
+
+def calibration_matrix(market: Market, model) -> np.ndarray:
+    """x of every bid row (CalibratedJury.features) with its logged ratings."""
+    rows = market.bids.to_dict("records")
+    return np.array(
+        [
+            model.features(
+                {j: r[f"gamma_{j}"] for j in model.jurors if pd.notna(r.get(f"gamma_{j}"))},
+                r["entropy"],
+                r["tokens"],
+                r["agent"],
+                r["domain"],
+            )
+            for r in rows
+        ]
+    )
+
+
+def fit_calibrated(train: Market, folds: int = 5, seed: int = 0, lam: float = 0.5):
+    """The calibrated jury on the train split: a logistic regression of "the bidder solves alone" on
+    CalibratedJury.features, its L2 strength chosen among CALIBRATION_C by task-grouped cross-validated log loss;
+    P cross-fitted on train (out of fold) for the score weights. Returns (model, P on train out of fold, the
+    choice table)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
+    shell = _calibrated(train, type("F", (), {"coef_": [[0.0]], "intercept_": [0.0]})(), Weights.default(["value"]))
+    x, y, groups = calibration_matrix(train, shell), train.solves.astype(int), train.bids["task_id"].to_numpy()
+    splits = list(GroupKFold(n_splits=folds).split(x, y, groups))
+    rows, oof_by_c = [], {}
+    for c in CALIBRATION_C:
+        oof = np.zeros(len(y))
+        for fit_idx, held in splits:
+            oof[held] = LogisticRegression(C=c, max_iter=5000).fit(x[fit_idx], y[fit_idx]).predict_proba(x[held])[:, 1]
+        oof_by_c[c] = oof
+        loss = -np.mean(y * np.log(np.clip(oof, 1e-9, 1)) + (1 - y) * np.log(np.clip(1 - oof, 1e-9, 1)))
+        rows.append({"C": c, "cv log loss": loss, "cv AUROC": stratified_auroc(oof, y, train.bids["domain"])})
+    table = pd.DataFrame(rows)
+    best = float(table.loc[table["cv log loss"].idxmin(), "C"])
+    fitted = LogisticRegression(C=best, max_iter=5000).fit(x, y)
+    weights = fit_value_weights(train, oof_by_c[best], lam)
+    model = _calibrated(train, fitted, weights)
+    model.provenance = {"source": "sale.analysis.regime values", "C": best, "train tasks": int(train.passed.shape[0])}
+    return model, oof_by_c[best], table
+
+
+def _prior(train: Market, emb: pd.DataFrame, k: int, floor: float, weights: Weights, exclude=None):
+    from sale.auction.value import ExecutionPrior
+
+    tasks = [t for t in train.passed.index if t != exclude]
+    passed = train.passed.loc[tasks, train.agents]
+    dom = train.domains.reindex(tasks)
+    fallback = {d: passed[dom == d].mean().to_dict() for d in dom.unique()}
+    fallback["all"] = passed.mean().to_dict()
+    return ExecutionPrior(
+        agents=list(train.agents),
+        k=k,
+        floor=floor,
+        embeddings=_vectors(emb, tasks),
+        outcomes=passed.to_numpy(dtype=float),
+        item_tasks=list(tasks),
+        fallback=fallback,
+        weights=weights,
+    )
+
+
+def prior_probabilities(market: Market, model, emb: pd.DataFrame, extra=()) -> np.ndarray:
+    """The prior's P for every bid row of a market (train memory only, plus `extra` executions)."""
+    vec = dict(zip(market.passed.index, _vectors(emb, market.passed.index)))
+    return np.array(
+        [
+            model.estimate(a, vec[t], d, extra)
+            for t, a, d in zip(market.bids["task_id"], market.bids["agent"], market.bids["domain"])
+        ]
+    )
+
+
+def fit_prior(train: Market, emb: pd.DataFrame, lam: float = 0.5):
+    """The execution-grounded prior on the train split: k and the similarity floor chosen among PRIOR_K ×
+    PRIOR_FLOOR by leave-one-task-out log loss on train (each train task's P from the other train tasks, the
+    fallback rates too); P on train left-one-out for the score weights. Returns (model, P on train, the table)."""
+    y = train.solves.astype(int)
+    loo_by, rows = {}, []
+    placeholder = Weights.default(["value"])
+    for k in PRIOR_K:
+        for floor in PRIOR_FLOOR:
+            p = np.zeros(len(y))
+            for t in train.passed.index:
+                m = (train.bids["task_id"] == t).to_numpy()
+                held = replace(train, bids=train.bids[m].reset_index(drop=True), passed=train.passed.loc[[t]])
+                p[m] = prior_probabilities(held, _prior(train, emb, k, floor, placeholder, exclude=t), emb)
+            loo_by[(k, floor)] = p
+            q = np.clip(p, 0.02, 0.98)  # a mean of 0/1 outcomes can be 0 or 1
+            rows.append(
+                {
+                    "k": k,
+                    "floor": floor,
+                    "loo log loss": -np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)),
+                    "loo AUROC": stratified_auroc(p, y, train.bids["domain"]),
+                }
+            )
+    table = pd.DataFrame(rows)
+    best = table.loc[table["loo log loss"].idxmin()]
+    k, floor = int(best["k"]), float(best["floor"])
+    weights = fit_value_weights(train, loo_by[(k, floor)], lam)
+    model = _prior(train, emb, k, floor, weights)
+    model.provenance = {"source": "sale.analysis.regime values", "train tasks": int(train.passed.shape[0])}
+    return model, loo_by[(k, floor)], table
+
+
+def task_orders(pool: str = "cpu") -> dict[int, list[str]]:
+    """Each logged task order of main-sale-<pool>: the test tasks in the order the run met them."""
+    res = pd.read_parquet(REPO_ROOT / "data" / "runs" / f"main-sale-{pool}" / "results.parquet")
+    return {int(o): g.sort_values("position")["task_id"].tolist() for o, g in res.groupby("order")}
+
+
+def replay_prior_stream(test: Market, model, emb: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """The auction with the execution-grounded prior along one task order: each task's P from the train memory
+    and the executions earlier in this order (the winner's outcome alone), as a run's memory would hold them."""
+    vec = dict(zip(test.passed.index, _vectors(emb, test.passed.index)))
+    executed: list[tuple[np.ndarray, str, float]] = []
+    winners = {}
+    by_task = {t: g for t, g in test.bids.groupby("task_id")}
+    for t in order:
+        if t not in by_task:
+            continue
+        g = by_task[t]
+        p = np.array([model.estimate(a, vec[t], d, executed) for a, d in zip(g["agent"], g["domain"])])
+        one = replace(value_market(replace(test, bids=g.reset_index(drop=True)), p), passed=test.passed.loc[[t]])
+        winner = simulate(one, model.weights, charge=[])["agent"].iloc[0]
+        winners[t] = winner
+        executed.append((vec[t], winner, float(test.passed.at[t, winner])))
+    return pd.Series(winners, name="agent")
+
+
+def value_rows(test: Market, train: Market, run_weights: Weights, emb: pd.DataFrame, lam: float = 0.5):
+    """The two value terms fitted on train and replayed on test, beside today's jury and the largest alone.
+    Returns (models, replay rows, AUROC rows, the train choice tables)."""
+    cal, cal_oof, cal_table = fit_calibrated(train, lam=lam)
+    prior, prior_loo, prior_table = fit_prior(train, emb, lam=lam)
+    p_cal = cal.probability_of(calibration_matrix(test, cal))
+    p_prior = prior_probabilities(test, prior, emb)
+    strata = test.bids["domain"]
+    size = test.bids["agent"].map(test.agents.index).to_numpy()
+    aurocs = [
+        {
+            "value": "today's jury term (fitted weights)",
+            "AUROC test": stratified_auroc(jury_term(test, run_weights), test.solves, strata),
+            "AUROC train (fitted on)": stratified_auroc(
+                jury_term(train, run_weights), train.solves, train.bids["domain"]
+            ),
+        },
+        {
+            "value": "bidder size alone",
+            "AUROC test": stratified_auroc(size, test.solves, strata),
+            "AUROC train (fitted on)": float("nan"),
+        },
+        {
+            "value": "calibrated jury",
+            "AUROC test": stratified_auroc(p_cal, test.solves, strata),
+            "AUROC train (fitted on)": stratified_auroc(cal_oof, train.solves, train.bids["domain"]),
+        },
+        {
+            "value": "execution-grounded prior (train memory)",
+            "AUROC test": stratified_auroc(p_prior, test.solves, strata),
+            "AUROC train (fitted on)": stratified_auroc(prior_loo, train.solves, train.bids["domain"]),
+        },
+    ]
+    rows = {
+        "today's jury (the weights SALE ran with)": summarize(simulate(test, run_weights), test),
+        "calibrated jury": summarize(
+            simulate(value_market(test, p_cal), cal.weights, charge=consulted(run_weights, test.jurors)), test
+        ),
+        "execution-grounded prior, train memory only": summarize(
+            simulate(value_market(test, p_prior), prior.weights, charge=[]), test
+        ),
+    }
+    streams = [replay_prior_stream(test, prior, emb, o) for o in task_orders().values()]
+    per = []
+    for w in streams:
+        one = replay_outcomes_for(test, w)
+        per.append(one)
+    mean = sum(p[["passed", "cost_usd", "auction_cost_usd", "exec_cost_usd", "largest"]] for p in per) / len(per)
+    mean["agent"] = per[0]["agent"]
+    mean["jury_usd"] = 0.0
+    rows["execution-grounded prior, memory along the run (5 orders)"] = summarize(mean, test)
+    return (
+        {"calibrated": cal, "prior": prior},
+        rows,
+        pd.DataFrame(aurocs),
+        {"calibrated": cal_table, "prior": prior_table},
+    )
+
+
+def replay_outcomes_for(market: Market, winners: pd.Series, charge=()) -> pd.DataFrame:
+    """Per-task outcomes of given winners (simulate's frame), charging the bids and the jurors in `charge`."""
+    from sale.analysis.counterfactuals import replay_outcomes
+
+    per = replay_outcomes(winners, market.passed, market.exec_cost, market.auction_cost, list(charge), market.domains)
+    per["largest"] = (per["agent"] == market.largest).astype(float)
+    return per
+
+
 def main(argv=None) -> None:
-    """python -m sale.analysis.regime [cpu] [paper]: run the sweeps and write data/regime/ (minutes, no model)."""
+    """python -m sale.analysis.regime [cpu] [paper] [values]: run the sweeps and fit the value terms on train,
+    writing data/regime/ (minutes; no language model, the sentence embedder once for the task embeddings)."""
     import argparse
     import json
     import time
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("parts", nargs="*", help="cpu, paper (default: both)")
+    parser.add_argument("parts", nargs="*", help="cpu, paper, values (default: all three)")
     parser.add_argument("--draws", type=int, default=30, help="synthetic juries per AUROC (cpu)")
     parser.add_argument("--paper-draws", type=int, default=12, help="synthetic experiments per AUROC and world")
+    parser.add_argument("--central-draws", type=int, default=48, help="the same for the paper's central world")
     parser.add_argument("--out", default=str(REGIME_DIR))
     args = parser.parse_args(argv)
-    parts = set(args.parts or ["cpu", "paper"])
-    if parts - {"cpu", "paper"}:
-        parser.error(f"unknown parts {sorted(parts - {'cpu', 'paper'})}: cpu, paper")
+    parts = set(args.parts or ["cpu", "paper", "values"])
+    if parts - {"cpu", "paper", "values"}:
+        parser.error(f"unknown parts {sorted(parts - {'cpu', 'paper', 'values'})}: cpu, paper, values")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if "cpu" in parts:
@@ -883,7 +1199,7 @@ def main(argv=None) -> None:
         test, run_weights = cpu_market()
         winners, fits = cpu_sweep(test, train_market(), run_weights, draws=args.draws)
         winners.to_parquet(out / "cpu_winners.parquet", index=False)
-        fits.to_csv(out / "cpu_fits.csv", index=False)
+        fits.round(6).to_csv(out / "cpu_fits.csv", index=False)
         correlation_table().to_csv(out / "outcome_correlation.csv", index=False)
         print(f"[regime] cpu sweep: {len(fits)} replays in {time.perf_counter() - t0:.0f} s -> {out}")
     if "paper" in parts:
@@ -900,9 +1216,23 @@ def main(argv=None) -> None:
             )
             + "\n"
         )
-        draws = paper_sweep(inputs, draws=args.paper_draws)
+        draws = paper_sweep(inputs, draws=args.paper_draws, central_draws=args.central_draws)
         draws.to_csv(out / "paper_draws.csv", index=False)
         print(f"[regime] paper sweep: {len(draws)} experiments in {time.perf_counter() - t0:.0f} s -> {out}")
+    if "values" in parts:
+        from sale.auction import value as value_terms
+
+        t0 = time.perf_counter()
+        test, run_weights = cpu_market()
+        emb = task_embeddings(path=out / EMBEDDINGS.name)
+        models, rows, aurocs, choices = value_rows(test, train_market(), run_weights, emb)
+        for kind, model in models.items():
+            value_terms.save(model, out / f"value-{kind}.json")
+        table = pd.DataFrame(rows).T.rename_axis("value").reset_index().drop(columns=["variant"])
+        table.to_csv(out / "values_replay.csv", index=False)
+        aurocs.to_csv(out / "values_auroc.csv", index=False)
+        pd.concat([t.assign(model=k) for k, t in choices.items()]).to_csv(out / "values_choice.csv", index=False)
+        print(f"[regime] value terms fitted on train and replayed in {time.perf_counter() - t0:.0f} s -> {out}")
 
 
 if __name__ == "__main__":
