@@ -322,6 +322,78 @@ def test_value_models_survive_their_files(tmp_path):
     assert cal.probability(bid, "coding") == pytest.approx(1 / (1 + np.exp(-(x @ np.array(cal.coef) - 1.0))))
 
 
+def _scripted_auction(cfg, embedding):
+    """run_auction on a scripted pool (small, mid, big): each agent writes "<name> plan", every juror rates 3."""
+    import random
+
+    from sale.auction.memory import AuctionMemory
+    from sale.auction.sale import run_auction
+    from sale.harness.ledger import Ledger
+    from sale.llm import AgentSpec, Pool
+    from sale.llm.base import Generation, OptionScores
+    from sale.tasks.base import Task
+
+    class Scripted:
+        def __init__(self, name):
+            self.name = name
+
+        def generate(self, messages, max_tokens=256, stop=None, **kwargs):
+            return Generation(f"{self.name} plan", 50, 2, [1.0, 1.0], 0.01)
+
+        def score_options(self, messages, options):
+            return OptionScores(list(options), [1.0 if o == "3" else 0.0 for o in options], 60, 0.01)
+
+    prices = {"small": 0.01, "mid": 0.05, "big": 0.4}
+    pool = Pool("scripted", [AgentSpec(n, "llamacpp", p / 0.0112, p) for n, p in prices.items()])
+    pool._loaded.update({n: Scripted(n) for n in prices})
+    task = Task("t/1", "coding", "Write add(a, b).", {}, 3.0, 1, "test")
+    ledger = Ledger(pool)
+    weights = Weights.default(pool.names)
+    result = run_auction(ledger, pool, task, embedding, AuctionMemory(), weights, cfg, random.Random(0))
+    return result, [c for c in ledger.calls if c["phase"] == "jury"]
+
+
+def test_the_auction_option_values_bids_by_the_prior_and_consults_no_juror(tmp_path):
+    from omegaconf import OmegaConf
+
+    from sale.auction import value as value_terms
+    from sale.config import compose
+
+    # the prior says only "big" solves tasks like this one; the fitted weights value that above cost
+    prior = _prior_model(Weights(0.1, 0.0, {"value": 0.9}))
+    value_terms.save(prior, tmp_path / "value-prior.json")
+    cfg = compose().auction
+    OmegaConf.update(cfg, "value", str(tmp_path / "value-prior.json"))
+    e = np.zeros(4, dtype=np.float32)
+    e[1] = 1.0
+    result, jury_calls = _scripted_auction(cfg, e)
+    assert not jury_calls  # the prior needs no juror
+    assert result.winning_bid.agent == "big"
+    assert [b.jury["value"] for b in result.bids[:3]] == [0.0, 1.0, 5.0]  # 5·P: small 0, mid its rate 0.2, big 1
+    assert compose().auction.value is None  # off by default: committed runs resume
+
+
+def test_the_auction_option_values_bids_by_the_calibrated_jury(tmp_path):
+    from omegaconf import OmegaConf
+
+    from sale.auction import value as value_terms
+    from sale.config import compose
+
+    # P rises with the bidder's size only (one-hot coefficients), so "big" wins despite its price
+    agents = ["small", "mid", "big"]
+    cal = value_terms.CalibratedJury(
+        agents, agents, ["coding"], 128, [0, 0, 0, 0, 0, -3.0, 0.0, 3.0, 0.0], 0.0, Weights(0.1, 0.0, {"value": 0.9})
+    )
+    value_terms.save(cal, tmp_path / "value-calibrated.json")
+    cfg = compose().auction
+    OmegaConf.update(cfg, "value", str(tmp_path / "value-calibrated.json"))
+    result, jury_calls = _scripted_auction(cfg, np.ones(4, dtype=np.float32) / 2)
+    assert {c["agent"] for c in jury_calls} == set(agents)  # it reads every juror's rating
+    assert result.winning_bid.agent == "big"
+    p = [b.jury["value"] / 5 for b in result.bids[:3]]
+    assert p == pytest.approx([1 / (1 + np.exp(3)), 0.5, 1 / (1 + np.exp(-3))])
+
+
 # ------------------------------------------------------------------------------------------------ the notebook
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sale.auction import value as value_terms
 from sale.auction.bids import Bid, bid_messages, impute_own_ratings, make_bid, max_words, score_bid
 from sale.auction.jury import rate
 from sale.auction.memory import AuctionMemory, format_pairs
@@ -66,6 +67,10 @@ def run_auction(
     cap = int(cfg.bid_max_tokens)
     jurors = jurors_for(cfg, names)
     idle = weights.idle_jurors(jurors)  # weight 0: not consulted, values unchanged (Weights.jury_value)
+    value_model = value_terms.model_for(cfg)  # auction.value: ours, beyond the paper (sale.auction.value)
+    if value_model is not None:  # its weights replace auction.weights; it consults only the jurors it reads
+        weights = value_model.weights
+        idle = [j for j in jurors if j not in value_model.needs_jurors]
     scored: list[Bid] = []
 
     def score_all(bids: list[Bid]) -> None:
@@ -83,6 +88,8 @@ def run_auction(
         scored.extend(bids)
         if not cfg.jury.self_evaluation:
             impute_own_ratings(bids, scored, [j for j in jurors if j not in idle])
+        if value_model is not None:
+            value_terms.rate(bids, value_model, task.domain, task_embedding, memory)
         for b in bids:
             score_bid(b, weights, pool.spec(b.agent).price, max_price, cap, use_entropy=cfg.entropy.enabled)
 
