@@ -36,14 +36,14 @@ check-reproduction: setup  ## regenerate every committed run from the committed 
 figures: setup  ## execute notebooks/ against the logs and write figures/
 	$(PY) scripts/run_notebooks.py
 
-# Notebooks 01-06 only read the committed runs (data/runs, data/weights): no model file, so no `setup`. The venv step
+# Notebooks 01-07 only read the committed runs (data/runs, data/weights): no model file, so no `setup`. The venv step
 # installs the package (as scripts/setup.sh does) only when the venv cannot import it yet.
 .PHONY: figures-from-logs
-figures-from-logs:  ## redraw every log-only figure and table (notebooks 01-06) from the committed runs, no models
+figures-from-logs:  ## redraw every log-only figure and table (notebooks 01-07) from the committed runs, no models
 	@$(PY) -c 'import sale, nbclient' 2>/dev/null || { python3 -m venv .venv && $(PY) -m pip install -q torch==2.13.0 \
 		&& $(PY) -m pip install -q -e . ; }
 	$(PY) scripts/run_notebooks.py 01_scaling 02_cost_tables 03_cost_quality 04_memory_dynamics \
-		05_ablations_overhead 06_when_does_an_auction_pay
+		05_ablations_overhead 06_when_does_an_auction_pay 07_regime_map
 
 bench: setup  ## backend speed benchmark (writes data/bench/backends.parquet)
 	$(PY) scripts/bench_backends.py

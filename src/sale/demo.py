@@ -40,50 +40,52 @@ def side_by_side(sale: pd.DataFrame, largest: pd.DataFrame, largest_name: str) -
 
 
 def side_by_side_figure(sale: pd.DataFrame, largest: pd.DataFrame, table: pd.DataFrame, path: Path) -> Path:
+    """pass@1 (%) per complexity bin and domain, and $ per task split into execution and auction, of the two runs on
+    the tasks both finished, in the repository's figure style (sale.analysis.style)."""
     import logging
 
     import matplotlib
 
     matplotlib.use("Agg")
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    import matplotlib.pyplot as plt
-    import seaborn as sns
+    import numpy as np
 
+    from sale.analysis import style
+
+    style.use()
     both = pd.concat([sale.assign(method=table["method"][0]), largest.assign(method=table["method"][1])])
     both = both[both["task_id"].isin(set(sale["task_id"]) & set(largest["task_id"]))]
     domains = sorted(both["domain"].unique())
-    fig, axes = plt.subplots(1, len(domains) + 1, figsize=(5 * len(domains) + 4.5, 3.8), squeeze=False)
+    methods = list(table["method"][:2])
+    colours = [style.OKABE_ITO["vermillion"], style.OKABE_ITO["blue"]]
+    fig, axes = style.figure(ncols=len(domains) + 1, width="page", height=2.4, squeeze=False)
     for ax, domain in zip(axes[0], domains):
-        sns.pointplot(
-            data=both[both["domain"] == domain],
-            x="bin",
-            y="passed",
-            hue="method",
-            ax=ax,
-            errorbar=None,
-            dodge=0.25,
-            markers=["o", "s"],
-        )
-        ax.set(
-            title=f"{domain}: pass@1 by complexity bin",
-            xlabel="complexity bin (1 = easiest)",
-            ylabel="pass@1",
-            ylim=(-0.04, 1.04),
-        )
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        for k, (method, colour, marker) in enumerate(zip(methods, colours, ("o", "s"))):
+            per_bin = both[(both["domain"] == domain) & (both["method"] == method)].groupby("bin")["passed"].mean()
+            ax.plot(per_bin.index + (k - 0.5) * 0.12, style.pct(per_bin), marker=marker, color=colour, label=method)
+        ax.set_title(f"{domain}: pass@1 by complexity bin")
+        ax.set_xlabel("complexity bin (1 = easiest)")
+        ax.set_xticks(sorted(both["bin"].unique()))
+        style.pct_axis(ax, lim=(-4, 104))
     ax = axes[0, -1]
-    cost = both.groupby("method", sort=False)[["exec_cost_usd", "auction_cost_usd"]].mean() * 1e6
-    cost.rename(columns={"exec_cost_usd": "execution", "auction_cost_usd": "auction"}).plot.bar(
-        stacked=True, ax=ax, rot=0, color=["#4c72b0", "#dd8452"]
+    cost = both.groupby("method", sort=False)[["exec_cost_usd", "auction_cost_usd"]].mean().reindex(methods)
+    x = np.arange(len(cost))
+    ax.bar(x, cost["exec_cost_usd"], color=colours, label="execution")
+    ax.bar(
+        x,
+        cost["auction_cost_usd"],
+        bottom=cost["exec_cost_usd"],
+        color=colours,
+        alpha=0.45,
+        hatch="//",
+        label="auction (bids, jury, refinement)",
     )
-    ax.set(title="cost per task", ylabel="micro-dollars per task", xlabel="")
-    ax.set_xticks(
-        range(len(cost)), [m.replace(" (", "\n(").replace(" alone", "\nalone") for m in cost.index], fontsize=8
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax.set_xticks(x, [m.replace(" (", "\n(").replace(" alone", "\nalone") for m in cost.index])
+    ax.set_title("mean cost per task")
+    style.usd_axis(ax, which="y", label="$ per task", log=False)
+    style.legend_outside(ax, loc="below", ncol=1)
+    style.save(fig, path)
+    matplotlib.pyplot.close(fig)
     return path
 
 
