@@ -262,14 +262,11 @@ def build_tiny_model(name: str) -> Path:
         "qwen3": transformers.Qwen3Config,
         "llama": transformers.LlamaConfig,
     }[arch]
+    from sale.llm.random_weights import SHRUNK  # the tiny test models and the shrunk GPU check share one size
+
     config = config_cls(
         vocab_size=len(hf_tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
+        **SHRUNK,
         max_position_embeddings=4096,
         eos_token_id=hf_tok.eos_token_id,
         pad_token_id=hf_tok.pad_token_id,
