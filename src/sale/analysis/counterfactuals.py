@@ -386,3 +386,96 @@ def cost_sensitivity(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def counterfactual_table(
+    sale: dict[str, pd.DataFrame],
+    passed: pd.DataFrame,
+    exec_cost: pd.DataFrame,
+    domains: pd.Series,
+    prices: dict[str, float],
+    bid_cap: int,
+    run_weights,
+    run_name: str,
+    other_weights: dict | None = None,
+) -> tuple[pd.DataFrame, float]:
+    """Notebook 06's counterfactual table: SALE as logged, then its auctions replayed on their logged initial bids
+    (no refinement, the winner's logged run alone) with the weights it ran with, a perfect jury, the largest agent
+    as the only juror, the three readings of no self-evaluation, every other fitted weights file (`other_weights`:
+    name -> Weights) and the default weights, and the oracle with no auction; each row against the largest agent
+    alone and, for the replays, against the replay with the run's weights (paired, counterfactual_row). Also returns
+    the share of auctions in which that replay picks the logged provisional winner.
+
+    sale: the SALE run's logs (results, calls, bids); passed, exec_cost: [task x agent] outcomes and execution $ of
+    every agent alone (outcome_matrix); run_weights: the Weights the run used, named run_name."""
+    from sale.auction.weights import Weights
+
+    agents = list(prices)
+    largest = agents[-1]
+    auction_costs = auction_call_costs(sale["calls"])
+    largest_per = pd.DataFrame({"passed": passed[largest], "cost_usd": exec_cost[largest]})
+
+    def replay(weights, jurors=None, perfect=None, self_rating="kept"):
+        consulted = [j for j in (jurors or agents) if weights.w_jury.get(j, 0) > 0]
+        unlogged = [j for j in consulted if f"gamma_{j}" not in sale["bids"] or sale["bids"][f"gamma_{j}"].isna().all()]
+        if unlogged and perfect is None:  # the logged run did not consult them (weight 0 in its weights)
+            print(
+                f"  note: no logged ratings by {unlogged}; this replay rescales the jury over the others and "
+                "leaves their cost out"
+            )
+        winners = replay_auction(
+            sale["bids"], weights, prices, bid_cap, jurors=jurors, perfect=perfect, self_rating=self_rating
+        )
+        return replay_outcomes(winners, passed, exec_cost, auction_costs, consulted, domains), winners
+
+    base, base_winners = replay(run_weights)
+    b0 = initial_bids(sale["bids"])
+    logged_provisional = b0[b0["provisional_winner"].astype(bool)].set_index("task_id")["agent"]
+    agreement = float((base_winners.reindex(logged_provisional.index) == logged_provisional).mean())
+
+    variants = {
+        f"replay: weights SALE ran with ({run_name})": base,
+        "replay: perfect jury": replay(run_weights, perfect=passed)[0],
+        "replay: largest agent as the only juror": replay(run_weights, jurors=[largest])[0],
+    }
+    for rule, how in (
+        ("imputed", "imputed (the own rating = that juror's mean of the other plans, as the ablation runs)"),
+        ("rescaled", "rescaled (the jury's weight spread over the other jurors)"),
+        ("dropped", "dropped (the own rating left out of the jury's sum)"),
+    ):
+        variants[f"replay: no self-evaluation, {how}"] = replay(run_weights, self_rating=rule)[0]
+    for name, weights in sorted((other_weights or {}).items()):
+        if name != run_name:
+            variants[f"replay: weights {name}"] = replay(weights)[0]
+    if run_name != "default":
+        variants["replay: default weights"] = replay(Weights.default(agents))[0]
+
+    res = sale["results"]
+    logged = (
+        res.assign(passed=res["passed"].astype(float), largest=(res["agent"] == largest).astype(float))
+        .groupby("task_id")[["passed", "cost_usd", "auction_cost_usd", "largest"]]
+        .mean()
+    )
+    calls = sale["calls"]
+    jury_logged = calls[calls["phase"] == "jury"].groupby(["order", "task_id"])["cost_usd"].sum().groupby("task_id")
+    logged["jury_usd"] = jury_logged.mean().reindex(logged.index, fill_value=0.0)
+    rows = [
+        counterfactual_row("SALE as logged (5 orders, refinement, plan in the prompt)", logged, largest_per, largest)
+    ]
+    rows += [counterfactual_row(name, per, largest_per, largest, reference=base) for name, per in variants.items()]
+    solved = passed.to_numpy()
+    oracle_pick = np.where(solved.any(axis=1), solved.argmax(axis=1), len(agents) - 1)
+    oracle_per = pd.DataFrame(
+        {
+            "agent": [agents[i] for i in oracle_pick],
+            "passed": solved.any(axis=1),
+            "cost_usd": exec_cost.to_numpy()[np.arange(len(passed)), oracle_pick],
+            "auction_cost_usd": 0.0,
+            "jury_usd": 0.0,
+        },
+        index=passed.index,
+    ).astype({"passed": float})
+    rows.append(
+        counterfactual_row("oracle (fallback: largest), no auction", oracle_per, largest_per, largest, reference=base)
+    )
+    return pd.DataFrame(rows), agreement
