@@ -332,7 +332,7 @@ def test_llamacpp_entropy_and_options_match_full_logits():
 @pytest.mark.models
 @pytest.mark.parametrize("agent", ["smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"])
 def test_each_cpu_agent_answers_a_trivial_prompt(cpu_pool, agent):
-    gen = cpu_pool.llm(agent).generate(MSGS, max_tokens=16)
+    gen = cpu_pool.llm(agent).generate(MSGS, max_tokens=16, entropy=True)
     assert "paris" in gen.text.lower(), gen.text
     assert gen.prompt_tokens > 10 and gen.completion_tokens >= 1 and gen.mean_entropy >= 0
 
@@ -357,7 +357,10 @@ def llama_server():
 @pytest.mark.models
 def test_openai_backend_against_a_real_local_server(llama_server):
     llm = OpenAICompatLLM("smollm2-http", llama_server, "smollm2", top_logprobs=10)
-    gen = llm.generate(MSGS, max_tokens=16)
+    plain = llm.generate(MSGS, max_tokens=16)  # an execution: asks the server for no log-probabilities
+    assert plain.entropies == [] and plain.mean_entropy is None
+    gen = llm.generate(MSGS, max_tokens=16, entropy=True)
+    assert gen.text == plain.text
     assert "paris" in gen.text.lower()
     assert gen.prompt_tokens > 10 and gen.completion_tokens >= 1 and gen.entropy_approximate
     assert len(gen.entropies) >= 1 and all(0 <= h <= np.log(49152) for h in gen.entropies)
