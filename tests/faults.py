@@ -1078,7 +1078,7 @@ def model_file_fault(ctx: Context, how: str) -> dict:
         "tasks_lost": None,
         "tasks_duplicated": None,
         "results_equal": None,
-        "clear_error": clear_error(proc, "corrupt or incomplete", "sale.llm.assets fetch"),
+        "clear_error": clear_error(proc, "corrupt or incomplete", "sale.assets fetch"),
         "outcome": first_error(proc),
     }
 

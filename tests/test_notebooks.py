@@ -313,8 +313,14 @@ def test_auction_pay_notebook_draws_everything_on_complete_runs(fake_runs, tmp_p
 
 
 @pytest.mark.models
-def test_one_auction_notebook_runs_live_on_the_cpu_pool(tmp_path):
-    """Notebook 00 runs two real auctions (steps 1-3 by hand, then run_auction) and the winners' executions."""
+def test_one_auction_notebook_runs_live_on_the_cpu_pool(tmp_path, monkeypatch):
+    """Notebook 00 runs two real auctions (steps 1-3 by hand, then run_auction) and the winners' executions, as a
+    reader runs it: with the committed call-cache shards, so its exercises' answers (checked in the notebook) are
+    those of the committed calls. A call the shards lack is made by the real model."""
+    from sale import DATA_DIR
+
+    monkeypatch.setenv("SALE_CACHE_SHARDS", str(DATA_DIR / "cache" / "cpu"))
+    monkeypatch.setenv("SALE_CALL_CACHE", str(tmp_path / "calls.sqlite"))
     nb = execute("00_one_auction", FIGURES=str(tmp_path))
     text = printed(nb)
     assert "provisional winner" in text and "executes" in text and "the auction's share of the dollars" in text

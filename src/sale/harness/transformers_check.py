@@ -84,8 +84,8 @@ def agreement(agent: str, n_prompts: int = 20, max_tokens: int = 32, n_jury: int
     records = []
     try:
         for prompt in PROMPTS[:n_prompts]:
-            a = hf.generate(_msgs(prompt), max_tokens=max_tokens)
-            b = cpp.generate(_msgs(prompt), max_tokens=max_tokens)
+            a = hf.generate(_msgs(prompt), max_tokens=max_tokens, entropy=True)  # the entropies are compared
+            b = cpp.generate(_msgs(prompt), max_tokens=max_tokens, entropy=True)
             same = 0  # tokens that agree from the start
             while same < min(len(a.tokens), len(b.tokens)) and a.tokens[same] == b.tokens[same]:
                 same += 1
