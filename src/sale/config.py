@@ -24,7 +24,12 @@ GROUPS = ("pool", "tasks", "method", "auction", "experiment", "ablation")
 
 
 class ConfigError(ValueError):
-    """A config that names something that does not exist; the message says what does."""
+    """A config that names something that does not exist; the message says what does. `group`: the config group
+    whose option it named, where it is one."""
+
+    def __init__(self, message: str, group: str | None = None):
+        super().__init__(message)
+        self.group = group
 
 
 def options(group: str) -> list[str]:
@@ -42,7 +47,17 @@ def check_option(group: str, name: str) -> None:
     """Raise ConfigError, naming the closest option and every known one, when conf/<group>/<name>.yaml is missing."""
     known = options(group)
     if name not in known:
-        raise ConfigError(f"unknown {group} {name!r}{closest(str(name), known)}; known: {', '.join(known)}")
+        raise ConfigError(f"unknown {group} {name!r}{closest(str(name), known)}; known: {', '.join(known)}", group)
+
+
+def check_group_options(overrides) -> None:
+    """Raise ConfigError for the first override that picks a group option that does not exist (method=salee, or
+    one value of a sweep: ablation=no_jury,no_jurry)."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key in GROUPS and value and value != "null":
+            for name in value.split(","):
+                check_option(key, name.strip())
 
 
 def groups_help(indent: int = 2) -> str:
@@ -78,10 +93,7 @@ def compose(*overrides: str, return_hydra_config: bool = False, config_dir: str 
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key in GROUPS and value and "," not in value and value != "null":
-            check_option(key, value)
+    check_group_options(overrides)
     if GlobalHydra.instance().is_initialized():  # inside a Hydra app: its search path is this conf dir
         return hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
     with initialize_config_dir(config_dir=str(config_dir), version_base=None):

@@ -92,18 +92,13 @@ def _hydra_args(argv: list[str]):
 def check_group_options(overrides: list[str]) -> str | None:
     """The error for a group option that does not exist (method=salee, pool=cpuu, ablation=no_jury,no_jurry),
     naming the closest option and every known one."""
-    from sale.config import GROUPS, ConfigError, check_option
+    from sale import config
 
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key not in GROUPS or not value or value == "null":
-            continue
-        for name in value.split(","):
-            try:
-                check_option(key, name.strip())
-            except ConfigError as e:
-                fix = "" if "did you mean" in str(e) else f"; fix: {key}=<one of these>"
-                return f"error: {e}{fix}"
+    try:
+        config.check_group_options(overrides)
+    except config.ConfigError as e:
+        fix = "" if "did you mean" in str(e) else f"; fix: {e.group}=<one of these>"
+        return f"error: {e}{fix}"
     return None
 
 

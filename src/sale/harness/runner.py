@@ -110,18 +110,15 @@ def check_same_config(run_dir: Path, cfg: DictConfig, save: bool = True) -> None
         def comparable(k, value, data_dir):
             return _without_nulls(_without_guards(k, relative_to_data_dir(value, data_dir)))
 
-        changed = [
-            k
-            for k in keys
-            if comparable(k, saved.get(k), saved.get("data_dir", "data"))
-            != comparable(k, current[k], cfg.get("data_dir", "data"))
-        ]
+        def differs(k, view=lambda value: value) -> bool:
+            """Whether section k of the saved and the current config differ, both seen through `view`."""
+            return comparable(k, view(saved.get(k)), saved.get("data_dir", "data")) != comparable(
+                k, view(current[k]), cfg.get("data_dir", "data")
+            )
+
+        changed = [k for k in keys if differs(k)]
         prompts = changed_prompts(saved, current, keys)
-        if prompts and all(
-            comparable(k, _without_prompts(saved.get(k)), saved.get("data_dir", "data"))
-            == comparable(k, _without_prompts(current[k]), cfg.get("data_dir", "data"))
-            for k in changed
-        ):
+        if prompts and not any(differs(k, _without_prompts) for k in changed):
             raise SystemExit(
                 f"error: {run_dir} was made with other prompts ({', '.join(prompts)} changed): choose "
                 f"a new run.name=... for the new prompts, or restore them to resume"
