@@ -262,3 +262,32 @@ def test_cpu_room_lets_one_model_compute_at_a_time_with_its_calls_together():
     assert all(len(agents) == 1 for agents in log)  # never two models at once
     assert max(peak.values()) >= 2  # but calls to one model batch together
     assert sorted(peak) == ["a", "b", "c"]  # nobody starved
+
+
+def test_slot_picker_never_hands_one_slot_to_two_calls_and_prefers_the_shared_prefix():
+    from sale.llm.slots import SlotPicker
+
+    picker, lock = SlotPicker(2), threading.Lock()
+    holders: dict[int, int] = {0: 0, 1: 0}
+    peak = []
+
+    def call(i):
+        with picker.take([{"role": "user", "content": f"task {i % 3}"}]) as slot:
+            with lock:
+                holders[slot] += 1
+                peak.append(max(holders.values()))
+            time.sleep(0.01)
+            with lock:
+                holders[slot] -= 1
+
+    parallel_map(call, range(12), concurrency=6)  # six threads, two slots: the others wait for a free one
+    assert max(peak) == 1
+
+    task = [{"role": "system", "content": "rate"}, {"role": "user", "content": "the task " * 20 + "plan A"}]
+    other = [{"role": "user", "content": "something else"}]
+    with picker.take(task) as first:
+        pass
+    with picker.take(other) as second:  # the least recently used slot, not the one holding the task
+        assert second != first
+    with picker.take([*task[:1], {"role": "user", "content": "the task " * 20 + "plan B"}]) as again:
+        assert again == first  # the slot that holds the task's prefix

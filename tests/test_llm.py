@@ -368,3 +368,31 @@ def test_openai_backend_against_a_real_local_server(llama_server):
         [{"role": "user", "content": "Pick a digit from 0 to 5. Reply with the digit only."}], DIGITS
     )
     assert scores.approximate and sum(scores.probs) == pytest.approx(1.0) and scores.option_mass > 0
+
+
+@pytest.mark.models
+def test_xllamacpp_calls_go_to_the_slot_they_name_and_a_jurors_ratings_share_one():
+    """llama.cpp's id_slot is honoured (a prompt sent to another slot recomputes everything; to its own slot, only
+    what follows the shared prefix), and score_options_batch rates a juror's plans in sequence on one slot with the
+    same ratings as one call each."""
+    from sale.llm.xllamacpp_backend import XLlamaCppLLM
+
+    llm = XLlamaCppLLM("slots", verified_asset("smollm2-135m-instruct-q4_1"), n_ctx=1024, n_parallel=2)
+    task = "Rate this plan for the task: write a function that returns the n-th prime number. " * 4
+
+    def rating(plan):
+        return [{"role": "user", "content": f"{task}\nPlan: {plan}\nReply with one digit from 0 to 5."}]
+
+    def reused(messages, slot):
+        return llm.chat(messages, slot, max_tokens=1, temperature=0.0)["timings"]["cache_n"]
+
+    assert reused(rating("loop over numbers"), 0) == 0
+    assert reused(rating("use a sieve"), 1) == 0  # slot 1 holds nothing yet
+    assert reused(rating("trial division"), 0) > 100  # slot 0 holds the task
+
+    plans = ["loop over numbers", "use a sieve", "trial division"]
+    grouped = llm.score_options_batch([rating(p) for p in plans], DIGITS)
+    one_by_one = [llm.score_options(rating(p), DIGITS) for p in plans]
+    for g, o in zip(grouped, one_by_one):
+        assert g.probs == pytest.approx(o.probs, abs=1e-3)
+    llm.close()

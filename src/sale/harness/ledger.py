@@ -6,6 +6,7 @@ alike, cost = price ($/Mtok) x tokens / 1e6 (docs/method.md §6). The ledger als
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Sequence
 
 from sale.llm import Pool
@@ -76,6 +77,7 @@ class Ledger:
             "price_per_mtok": price,
             "cost_usd": price * tokens / 1e6,
             "latency_s": latency_s,
+            "ended_at": time.time(),  # with latency_s, when the call ran (phase wall times: scripts/bench_demo.py)
             "cached": cached,
             "mean_entropy": mean_entropy,
             "entropy_approximate": entropy_approximate,
@@ -106,8 +108,9 @@ class Ledger:
         return scores
 
     def batches_ratings(self, agent: str) -> bool:
-        """Whether the agent's backend rates several prompts in one forward pass (score_options_many)."""
-        return self.pool.spec(agent).backend == "transformers"
+        """Whether the agent's backend takes one juror's ratings of a task as one group (score_options_many): in one
+        forward pass over their shared prefix (transformers), or in sequence on one llama.cpp slot (sale.llm.slots)."""
+        return bool(getattr(self.pool.llm(agent), "groups_ratings", False))
 
     def score_options_many(
         self, agent: str, phase: str, messages_list: Sequence[Sequence[Message]], options: Sequence[str]

@@ -14,7 +14,9 @@ What servers support (top_logprobs = log-probabilities per generated token):
   vLLM       top_logprobs <= 20 unless started with --max-logprobs N; option tokens must be among them
   SGLang     top_logprobs as asked (bounded by its own limits); option tokens must be among them
   llama.cpp  any top_logprobs; a number above the vocabulary size returns the whole distribution, so the served
-             cpu pool (pool=cpu_server) sets option_fallback_top_logprobs and its jury is exact
+             cpu pool (pool=cpu_server) sets option_fallback_top_logprobs and its jury is exact. `id_slots: N` (the
+             server's --parallel; set by itself for a server the pool starts) makes every call name its slot
+             (sale.llm.slots), so a juror's ratings of one task share one slot and its cached prefix.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from sale.llm.base import (
     generation_from_chat_completion,
     option_scores_from_chat_completions,
 )
+from sale.llm.slots import SlotPicker
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 logging.getLogger("httpx").setLevel(logging.WARNING)  # Hydra logs at INFO: one line per request otherwise
@@ -55,6 +58,7 @@ class OpenAICompatLLM:
         option_fallback_top_logprobs: int | None = None,
         retries: int = 5,
         backoff_s: float = 0.5,
+        id_slots: int | None = None,
         server=None,
     ):
         self.name = name
@@ -68,6 +72,7 @@ class OpenAICompatLLM:
         self.retries = max(1, int(retries))
         self.backoff_s = float(backoff_s)
         self.server = server  # a sale.llm.local_server.LocalServer this repository started, or None
+        self.slots = SlotPicker(id_slots) if id_slots else None  # llama.cpp's id_slot; other servers have none
         key = os.environ.get(api_key_env, "EMPTY")
         # one connection per call in flight: the pool must not be the bottleneck of a server with many slots
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
@@ -77,8 +82,13 @@ class OpenAICompatLLM:
     def url(self) -> str:
         return self.base_url
 
-    def _chat(self, messages: Sequence[Message], **params) -> dict:
+    def _chat(self, messages: Sequence[Message], slot: int | None = None, **params) -> dict:
+        if self.slots is not None and slot is None:
+            with self.slots.take(messages) as slot:
+                return self._chat(messages, slot, **params)
         body = {"model": self.model, "messages": list(messages), **params, **self.extra_body}
+        if slot is not None:
+            body["id_slot"] = int(slot)
         url = f"{self.base_url}/chat/completions"
         problem = ""
         for attempt in range(self.retries):
@@ -147,11 +157,27 @@ class OpenAICompatLLM:
                 f"fields ({type(e).__name__}: {e})"
             ) from e
 
-    def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:
+    @property
+    def groups_ratings(self) -> bool:
+        """Whether score_options_batch keeps a juror's ratings on one slot (a llama.cpp server with id_slots)."""
+        return self.slots is not None
+
+    def score_options_batch(
+        self, messages_list: Sequence[Sequence[Message]], options: Sequence[str]
+    ) -> list[OptionScores]:
+        """Several ratings by this agent, in sequence, on one slot where the server has slots (see id_slots)."""
+        if self.slots is None or not messages_list:
+            return [self.score_options(m, options) for m in messages_list]
+        with self.slots.take(messages_list[0]) as slot:
+            return [self.score_options(m, options, slot) for m in messages_list]
+
+    def score_options(
+        self, messages: Sequence[Message], options: Sequence[str], slot: int | None = None
+    ) -> OptionScores:
         t0 = time.perf_counter()
         try:
             return option_scores_from_chat_completions(
-                lambda k: self._chat(messages, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=k),
+                lambda k: self._chat(messages, slot, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=k),
                 options,
                 self.option_top_logprobs,
                 self.option_fallback_top_logprobs,

@@ -272,6 +272,8 @@ class SwapArea:
 class OnDemandLLM:
     """An LLM loaded into its SwapArea at its first call after another agent used the area (sale.llm.Pool)."""
 
+    groups_ratings = True  # only transformers agents are placed, and they rate a juror's plans in one pass
+
     def __init__(self, name: str, loader, area: SwapArea):
         self.name, self._loader, self.area = name, loader, area
         self.llm = None

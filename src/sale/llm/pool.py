@@ -27,6 +27,7 @@ EXECUTION_ONLY_OPTIONS = {
     "timeout_s",
     "api_key_env",
     "n_parallel",
+    "id_slots",
     "retries",
     "base_url",
     "kv_reuse",
@@ -247,10 +248,11 @@ def load_backend(spec: AgentSpec, pool_name: str | None = None, slots: int = 1, 
 
     serve = dict(serve)
     path = verified_asset(serve.pop("asset"), pool_name) if "asset" in serve else serve.pop("model_path", None)
-    server = LocalServer(
-        spec.name, path, n_parallel=int(serve.pop("n_parallel", slots)), log_dir=server_log_dir, **serve
-    ).start()
+    n_parallel = int(serve.pop("n_parallel", slots))
+    server = LocalServer(spec.name, path, n_parallel=n_parallel, log_dir=server_log_dir, **serve).start()
     opts.setdefault("model", spec.name)
+    if serve.get("engine", "xllamacpp") == "xllamacpp":  # llama.cpp's server: every call names its slot
+        opts.setdefault("id_slots", n_parallel)
     try:
         return OpenAICompatLLM(spec.name, base_url=server.base_url, server=server, **opts)
     except Exception:

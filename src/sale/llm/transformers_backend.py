@@ -97,6 +97,8 @@ class _StopAfterThinking:
 
 
 class TransformersLLM:
+    groups_ratings = True  # score_options_batch: a juror's ratings of one task in one forward pass
+
     def __init__(
         self,
         name: str,

@@ -28,6 +28,7 @@ from sale.llm.base import (
     generation_from_chat_completion,
     option_scores_from_chat_completions,
 )
+from sale.llm.slots import SlotPicker
 
 WHOLE_VOCABULARY = 1 << 20  # more log-probabilities than any vocabulary has: llama.cpp then returns them all
 
@@ -62,6 +63,7 @@ def server_params(
 
 class XLlamaCppLLM:
     engine = "xllamacpp"
+    groups_ratings = True  # score_options_batch: a juror's ratings of one task in sequence on one slot
 
     def __init__(
         self,
@@ -86,6 +88,7 @@ class XLlamaCppLLM:
         )
         if not self.model_path.is_file():
             raise LLMError(f"{name}: model file not found: {model_path}")
+        self.slots = SlotPicker(n_parallel)
         try:
             import xllamacpp
 
@@ -98,9 +101,13 @@ class XLlamaCppLLM:
         """The embedded server's OpenAI-compatible base URL (127.0.0.1, a free port)."""
         return self.server.listening_address + "/v1"
 
-    def chat(self, messages: Sequence[Message], **body) -> dict:
-        """One OpenAI-style chat completion from the embedded server, as its raw JSON (a dict)."""
-        request = {"messages": [dict(m) for m in messages], **body}
+    def chat(self, messages: Sequence[Message], slot: int | None = None, **body) -> dict:
+        """One OpenAI-style chat completion from the embedded server, as its raw JSON (a dict), in `slot` or in the
+        slot sale.llm.slots picks for it."""
+        if slot is None:
+            with self.slots.take(messages) as slot:
+                return self.chat(messages, slot=slot, **body)
+        request = {"messages": [dict(m) for m in messages], "id_slot": int(slot), **body}
         out = self.server.handle_chat_completions(request)
         if "error" in out:
             err = out["error"]
@@ -131,11 +138,13 @@ class XLlamaCppLLM:
         out = self.chat(messages, **body)
         return generation_from_chat_completion(out, time.perf_counter() - t0, self.entropy_estimator, entropy)
 
-    def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> OptionScores:
+    def score_options(
+        self, messages: Sequence[Message], options: Sequence[str], slot: int | None = None
+    ) -> OptionScores:
         t0 = time.perf_counter()
         try:
             return option_scores_from_chat_completions(
-                lambda k: self.chat(messages, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=k),
+                lambda k: self.chat(messages, slot, max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=k),
                 options,
                 self.option_top_logprobs,
                 WHOLE_VOCABULARY,
@@ -143,6 +152,15 @@ class XLlamaCppLLM:
             )
         except LLMError as e:
             raise LLMError(f"{self.name}: {e}") from e
+
+    def score_options_batch(
+        self, messages_list: Sequence[Sequence[Message]], options: Sequence[str]
+    ) -> list[OptionScores]:
+        """One juror's ratings of one task, in sequence on one slot: only the first recomputes the shared prefix."""
+        if not messages_list:
+            return []
+        with self.slots.take(messages_list[0]) as slot:
+            return [self.score_options(m, options, slot) for m in messages_list]
 
     def close(self) -> None:
         server = self.__dict__.pop("server", None)
