@@ -45,8 +45,10 @@ figures-from-logs:  ## redraw every log-only figure and table (notebooks 01-07) 
 	$(PY) scripts/run_notebooks.py 01_scaling 02_cost_tables 03_cost_quality 04_memory_dynamics \
 		05_ablations_overhead 06_when_does_an_auction_pay 07_regime_map
 
-bench: setup  ## backend speed benchmark (writes data/bench/backends.parquet)
+bench: setup  ## speed benchmarks (~30 min on 2 cores): backends against the raw engine, the jury at 1 and 4 slots, the demo by phase (data/bench/)
 	$(PY) scripts/bench_backends.py
+	$(PY) scripts/bench_jury_slots.py
+	$(PY) scripts/bench_demo.py
 
 # scripts/gpu_check.sh on a GPU machine whose python has torch, transformers, pandas and pyarrow but that reaches no
 # package index: the pure-Python wheels the run needs beyond those (at the versions installed here) and the tokenizer

@@ -4,10 +4,10 @@
     python -m sale.demo run.concurrency=4 pool=cpu_server  # any override of `python -m sale.run`
 
 It runs `python -m sale.run experiment=demo` (SALE), then the same tasks with `method=single
-method.agents=largest` in run directory `<run.dir>-largest`, sharing the call cache (every execution SALE gave the
-largest agent is free, and a rerun of either is free), and prints one table and draws one figure
-(`<run.dir>/side_by_side.png`): pass@1 per bin, $ per task, cost relative to the largest agent, reliance on it
-(its share of the executions), and the auction's share of tokens and dollars.
+method.agents=largest` in run directory `<run.dir>-largest`, sharing the call cache (a rerun of either is free; the
+largest agent alone executes without a plan, so SALE's executions do not answer for it), and prints one table and
+draws one figure (`<run.dir>/side_by_side.png`): pass@1 per bin, $ per task, cost relative to the largest agent,
+reliance on it (its share of the executions), and the auction's share of tokens and dollars.
 """
 
 from __future__ import annotations
