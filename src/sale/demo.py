@@ -67,6 +67,7 @@ def side_by_side_figure(sale: pd.DataFrame, largest: pd.DataFrame, table: pd.Dat
         ax.set_xlabel("complexity bin (1 = easiest)")
         ax.set_xticks(sorted(both["bin"].unique()))
         style.pct_axis(ax, lim=(-4, 104))
+    style.legend_outside(axes[0, 0], loc="below", ncol=1)
     ax = axes[0, -1]
     cost = both.groupby("method", sort=False)[["exec_cost_usd", "auction_cost_usd"]].mean().reindex(methods)
     x = np.arange(len(cost))
@@ -83,6 +84,7 @@ def side_by_side_figure(sale: pd.DataFrame, largest: pd.DataFrame, table: pd.Dat
     ax.set_xticks(x, [m.replace(" (", "\n(").replace(" alone", "\nalone") for m in cost.index])
     ax.set_title("mean cost per task")
     style.usd_axis(ax, which="y", label="$ per task", log=False)
+    ax.set_ylim(0, 1.12 * float((cost["exec_cost_usd"] + cost["auction_cost_usd"]).max()))
     style.legend_outside(ax, loc="below", ncol=1)
     style.save(fig, path)
     matplotlib.pyplot.close(fig)
