@@ -8,7 +8,8 @@
       calls.parquet      one row per LLM call: phase, agent, prompt/completion tokens, $, latency, and the
                          mean entropy where the call computed it (bids; empty for every other call)
       bids.parquet       SALE only: one row per bid: C, H, each juror's gamma, V, score, winner flags
-      .hydra/            Hydra's own record of the command line
+      .hydra/, run.log   Hydra's own record of the command line and its log (not committed: they hold this
+                         machine's paths, and every rerun rewrites them)
 
 A killed run loses at most the tasks in flight: rerunning the same command skips every journalled task.
 A damaged journal loses no finished task either: a half-written last line (a kill, a power cut) is cut off, a line
