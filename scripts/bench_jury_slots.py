@@ -49,20 +49,23 @@ DIGITS = [str(d) for d in range(6)]
 WAYS = {"1 slot": (1, True), "4 slots, spread": (4, False), "4 slots, one slot": (4, True)}
 
 
-def committed_auctions(n: int) -> list[tuple[str, list[Bid]]]:
-    """The first n tasks of order 0 whose bids were all rated by every juror, with those bids (as bid)."""
+def unrated(bid: Bid) -> Bid:
+    """The bid as it reaches the jury: its plan, length and entropy, no ratings."""
+    return Bid(agent=bid.agent, plan=bid.plan, tokens=bid.tokens, entropy=bid.entropy)
+
+
+def committed_auctions(n: int) -> list[tuple[str, list[Bid], list[dict]]]:
+    """The first n tasks of order 0 whose three initial bids were rated by every juror: (task_id, the bids without
+    their ratings, each bid's committed ratings {juror: gamma})."""
     out = []
     for line in open(RUN / "journal.jsonl"):
         rec = json.loads(line)
-        method, order, task_id = rec["key"]
+        _, order, task_id = rec["key"]
         if order != 0:
             continue
-        bids = [Bid.from_row(b) for b in rec.get("bids") or [] if not b.get("refined")]
-        if len(bids) == 3 and all(len(b.jury) == 3 for b in bids):
-            for b in bids:
-                b.committed = dict(b.jury)  # type: ignore[attr-defined]
-                b.jury, b.jury_argmax = {}, {}
-            out.append((task_id, bids))
+        logged = [Bid.from_row(b) for b in rec.get("bids") or [] if not b.get("refined")]
+        if len(logged) == 3 and all(len(b.jury) == 3 for b in logged):
+            out.append((task_id, [unrated(b) for b in logged], [dict(b.jury) for b in logged]))
         if len(out) == n:
             break
     return out
@@ -77,7 +80,7 @@ def run_way(name: str, auctions, tasks_by_id, prompts, tasks_at_once: int) -> li
             ledger.score_options(agent, "jury", [{"role": "user", "content": "0"}], DIGITS)
 
         def one(item):
-            task_id, bids = item
+            task_id, bids, _ = item
             task_ledger = ledger.for_task(task_id=task_id)
             if not grouped:
                 task_ledger.batches_ratings = lambda agent: False  # type: ignore[method-assign]
@@ -91,7 +94,7 @@ def run_way(name: str, auctions, tasks_by_id, prompts, tasks_at_once: int) -> li
             t0 = time.perf_counter()
             walls = parallel_map(one, batch, concurrency if tasks_at_once > 1 else 1)
             batch_wall = time.perf_counter() - t0
-            for (task_id, bids), wall in zip(batch, walls):
+            for (task_id, bids, committed), wall in zip(batch, walls):
                 rows.append(
                     {
                         "way": name,
@@ -100,7 +103,7 @@ def run_way(name: str, auctions, tasks_by_id, prompts, tasks_at_once: int) -> li
                         "jury_wall_s": wall,
                         "batch_wall_s": batch_wall / len(batch),
                         "gammas": json.dumps([b.jury for b in bids]),
-                        "committed": json.dumps([b.committed for b in bids]),  # type: ignore[attr-defined]
+                        "committed": json.dumps(committed),
                     }
                 )
         return rows
@@ -122,14 +125,9 @@ def main() -> None:
         for name in WAYS:
             if tasks_at_once > 1 and WAYS[name][0] == 1:
                 continue  # one slot runs one task at a time whatever the harness sends
-            # fresh plans each time, so no way starts with another's prompts in its slots
-            fresh = [
-                (t, [Bid(agent=b.agent, plan=b.plan, tokens=b.tokens, entropy=b.entropy) for b in bids])
-                for t, bids in auctions
-            ]
-            for (_, new), (_, old) in zip(fresh, auctions):
-                for b_new, b_old in zip(new, old):
-                    b_new.committed = b_old.committed  # type: ignore[attr-defined]
+            # jury.rate fills the bids' ratings in place: each way rates its own copies (and loads a fresh pool,
+            # so no way finds another's prompts in its slots)
+            fresh = [(t, [unrated(b) for b in bids], committed) for t, bids, committed in auctions]
             print(f"[bench_jury_slots] {name}, {tasks_at_once} task(s) at once ...", flush=True)
             rows += run_way(name, fresh, tasks_by_id, prompts, tasks_at_once)
     df = pd.DataFrame(rows)

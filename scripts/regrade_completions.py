@@ -20,18 +20,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+from sale import REPO_ROOT
 
 
 def committed_pairs(archive: bool) -> pd.DataFrame:
     """The distinct (task_id, output) pairs of the committed coding results, with the verdicts logged for them."""
-    files = sorted((REPO / "data" / "runs").glob("*/results.parquet"))
+    files = sorted((REPO_ROOT / "data" / "runs").glob("*/results.parquet"))
     if archive:
-        files += sorted((REPO / "data" / "runs" / "archive").glob("*/results.parquet"))
+        files += sorted((REPO_ROOT / "data" / "runs" / "archive").glob("*/results.parquet"))
     frames = []
     for path in files:
         df = pd.read_parquet(path, columns=None)

@@ -2,7 +2,8 @@
 
 gamma_j(s) is the expected rating under juror j's next-token distribution over "0".."5" after the rating prompt;
 the most likely rating is logged too. Plans reach jurors without the bidder's name, in a shuffled order. Each
-juror rates all plans of a task in a row, so its backend can reuse the shared prompt prefix (the task).
+juror rates all plans of a task as one group where its backend can (Ledger.batches_ratings), so the shared prompt
+prefix (the task) is computed once: in one forward pass (transformers) or in sequence on one llama.cpp slot.
 """
 
 from __future__ import annotations
@@ -40,9 +41,8 @@ def rate(
     skip=(),
 ) -> dict[tuple[str, int], OptionScores]:
     """Fill bid.jury and bid.jury_argmax for every bid, in place; return each rating's distribution over the
-    options, keyed (juror, bid index). The rating calls run concurrently (Ledger.map), batched per juror where its
-    backend can;
-    the shuffles are drawn first, so the random stream and the call log are those of a sequential jury."""
+    options, keyed (juror, bid index). The rating calls run concurrently (Ledger.map), grouped per juror where its
+    backend can; the shuffles are drawn first, so the random stream and the call log are those of a sequential jury."""
     ratings = []  # (juror, bid index), each juror's plans in its shuffled order
     for juror in jurors:
         order = list(range(len(bids)))
@@ -50,8 +50,8 @@ def rate(
         if juror in skip:  # not consulted (weight 0): no call, but its shuffle is drawn, so the others' are unchanged
             continue
         ratings += [(juror, i) for i in order if self_evaluation or bids[i].agent != juror]
-    # A juror whose backend batches (transformers) rates all its plans in one pass over their shared prefix; the
-    # others rate one plan per call, and all calls run concurrently. The log keeps the order of `ratings` either way.
+    # A juror whose backend groups ratings rates all its plans as one group (one pass, or one llama.cpp slot); the
+    # others rate one plan per call. Groups and calls run concurrently; the log keeps the order of `ratings`.
     groups: list[list[tuple[str, int]]] = []
     for r in ratings:
         if groups and groups[-1][0][0] == r[0] and ledger.batches_ratings(r[0]):

@@ -135,11 +135,9 @@ ValueModel = CalibratedJury | ExecutionPrior
 def to_dict(model: ValueModel) -> dict:
     out = {k: v for k, v in model.__dict__.items() if k != "weights"}
     out["weights"] = model.weights.to_dict()
-    for k in ("embeddings", "outcomes"):
-        if k in out:
-            out[k] = np.asarray(out[k]).round(6).tolist()
-    if "outcomes" in out:
-        out["outcomes"] = [[None if np.isnan(v) else v for v in row] for row in np.asarray(model.outcomes)]  # type: ignore[union-attr]
+    if isinstance(model, ExecutionPrior):
+        out["embeddings"] = model.embeddings.round(6).tolist()
+        out["outcomes"] = [[None if np.isnan(v) else v for v in row] for row in model.outcomes]  # JSON has no NaN
     return out
 
 

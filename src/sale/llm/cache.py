@@ -240,7 +240,7 @@ class CachedLLM:
     def score_options_batch(
         self, messages_list: Sequence[Sequence[Message]], options: Sequence[str]
     ) -> list[OptionScores]:
-        """Each prompt from the cache where it was scored before; the others in one batch (see AgentGate)."""
+        """Each prompt from the cache where it was scored before; the others as one group (see AgentGate)."""
         keys = [
             CallCache.key(kind="score_options", model=self.model_key, messages=list(m), options=list(options))
             for m in messages_list
@@ -249,7 +249,7 @@ class CachedLLM:
         out = [dataclasses.replace(OptionScores(**hit), cached=True) if hit is not None else None for hit in hits]
         misses = [i for i, s in enumerate(out) if s is None]
         if misses:
-            # AgentGate routes a batch to backends that batch ratings (transformers)
+            # AgentGate passes the group on to a backend that groups ratings (transformers, llama.cpp), else one by one
             batch = self.llm.score_options_batch  # type: ignore[attr-defined]
             fresh = batch([messages_list[i] for i in misses], options)
             for i, scores in zip(misses, fresh):

@@ -71,7 +71,8 @@ class AgentGate:
             return self.llm.score_options(*args, **kwargs)
 
     def score_options_batch(self, messages_list, options):
-        """One batched call where the backend rates several prompts in one pass (transformers), else one by one."""
+        """One juror's ratings as one group where the backend groups them (transformers: one pass; llama.cpp: one
+        slot), else one by one."""
         with self._slots, self._turn():
             batch = getattr(self.llm, "score_options_batch", None)
             if batch is not None:

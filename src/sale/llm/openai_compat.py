@@ -166,10 +166,9 @@ class OpenAICompatLLM:
         self, messages_list: Sequence[Sequence[Message]], options: Sequence[str]
     ) -> list[OptionScores]:
         """Several ratings by this agent, in sequence, on one slot where the server has slots (see id_slots)."""
-        if self.slots is None or not messages_list:
+        if self.slots is None:
             return [self.score_options(m, options) for m in messages_list]
-        with self.slots.take(messages_list[0]) as slot:
-            return [self.score_options(m, options, slot) for m in messages_list]
+        return self.slots.rate_in_sequence(self.score_options, messages_list, options)
 
     def score_options(
         self, messages: Sequence[Message], options: Sequence[str], slot: int | None = None

@@ -20,9 +20,9 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
-from sale.llm.base import Message
+from sale.llm.base import Message, OptionScores
 
 
 def prompt_text(messages: Sequence[Message]) -> str:
@@ -58,3 +58,16 @@ class SlotPicker:
                 self._last_prompt[slot], self._last_used[slot] = prompt, self._clock
                 self._free.append(slot)
                 self._cond.notify()
+
+    def rate_in_sequence(
+        self,
+        score_options: Callable[[Sequence[Message], Sequence[str], int], OptionScores],
+        messages_list: Sequence[Sequence[Message]],
+        options: Sequence[str],
+    ) -> list[OptionScores]:
+        """One juror's ratings of one task, `score_options(messages, options, slot)` each, in sequence on one slot:
+        only the first recomputes the prefix they share."""
+        if not messages_list:
+            return []
+        with self.take(messages_list[0]) as slot:
+            return [score_options(m, options, slot) for m in messages_list]

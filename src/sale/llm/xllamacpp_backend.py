@@ -156,11 +156,8 @@ class XLlamaCppLLM:
     def score_options_batch(
         self, messages_list: Sequence[Sequence[Message]], options: Sequence[str]
     ) -> list[OptionScores]:
-        """One juror's ratings of one task, in sequence on one slot: only the first recomputes the shared prefix."""
-        if not messages_list:
-            return []
-        with self.slots.take(messages_list[0]) as slot:
-            return [self.score_options(m, options, slot) for m in messages_list]
+        """One juror's ratings of one task, in sequence on one slot (SlotPicker.rate_in_sequence)."""
+        return self.slots.rate_in_sequence(self.score_options, messages_list, options)
 
     def close(self) -> None:
         server = self.__dict__.pop("server", None)
